@@ -1,0 +1,21 @@
+/* Convolution entry points: direct and im2col + GEMM, float and double. */
+#include <string.h>
+#include "../internal.h"
+
+#define T float
+#define SFX(name) fc_s##name
+#define GEMM fc_sgemm
+#include "direct.inc"
+#include "im2col.inc"
+#undef T
+#undef SFX
+#undef GEMM
+
+#define T double
+#define SFX(name) fc_d##name
+#define GEMM fc_dgemm
+#include "direct.inc"
+#include "im2col.inc"
+#undef T
+#undef SFX
+#undef GEMM

@@ -1,0 +1,125 @@
+/* CPU feature detection and the one kernel table, chosen at first use. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+static unsigned long long read_xcr0(void)
+{
+    unsigned int lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+
+static int detect_features(void)
+{
+    unsigned int a, b, c, d;
+    int f = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx)
+        return 0;
+    unsigned long long xcr0 = read_xcr0();
+    int ymm_ok = (xcr0 & 0x6) == 0x6;             /* SSE and AVX state */
+    int zmm_ok = ymm_ok && (xcr0 & 0xe0) == 0xe0; /* opmask, ZMM_Hi256, Hi16_ZMM */
+    if (!ymm_ok)
+        return 0;
+    if (fma)
+        f |= FC_CPU_FMA;
+    if (__get_cpuid_max(0, 0) >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        if ((b >> 5) & 1)
+            f |= FC_CPU_AVX2;
+        if (((b >> 16) & 1) && zmm_ok)
+            f |= FC_CPU_AVX512F;
+    }
+    return f;
+}
+#else
+static int detect_features(void) { return 0; }
+#endif
+
+static const fc_kernel_table table_generic = { "generic" };
+static const fc_kernel_table table_avx2 = { "avx2" };
+static const fc_kernel_table table_avx512 = { "avx512" };
+
+static int features = -1;
+static const fc_kernel_table *active;
+
+static void init_once(void)
+{
+    if (active)
+        return;
+    features = detect_features();
+    int avx2 = (features & (FC_CPU_AVX2 | FC_CPU_FMA)) == (FC_CPU_AVX2 | FC_CPU_FMA);
+    if (avx2 && (features & FC_CPU_AVX512F))
+        active = &table_avx512;
+    else if (avx2)
+        active = &table_avx2;
+    else
+        active = &table_generic;
+}
+
+/* The Python layer calls fc_cpu_features() at import, before any thread can
+ * race here, so the lazy fill below runs once in practice. */
+const fc_kernel_table *fc_kernels(void)
+{
+    init_once();
+    return active;
+}
+
+int fc_cpu_features(void)
+{
+    init_once();
+    return features;
+}
+
+const char *fc_isa_name(void) { return fc_kernels()->isa; }
+
+int fc_set_isa(const char *name)
+{
+    init_once();
+    int avx2 = (features & (FC_CPU_AVX2 | FC_CPU_FMA)) == (FC_CPU_AVX2 | FC_CPU_FMA);
+    if (strcmp(name, "generic") == 0)
+        active = &table_generic;
+    else if (strcmp(name, "avx2") == 0 && avx2)
+        active = &table_avx2;
+    else if (strcmp(name, "avx512") == 0 && avx2 && (features & FC_CPU_AVX512F))
+        active = &table_avx512;
+    else
+        return -1;
+    return 0;
+}
+
+/* ---- threads ---------------------------------------------------------- */
+
+static int num_threads; /* 0 until first asked: then OMP_NUM_THREADS or cores */
+
+static int default_threads(void)
+{
+    const char *env = getenv("OMP_NUM_THREADS");
+    if (env) {
+        int n = atoi(env);
+        if (n > 0)
+            return n;
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (int)cores : 1;
+}
+
+void fc_set_num_threads(int n) { __atomic_store_n(&num_threads, n > 0 ? n : 1, __ATOMIC_RELAXED); }
+
+int fc_get_num_threads(void)
+{
+    int n = __atomic_load_n(&num_threads, __ATOMIC_RELAXED);
+    if (n == 0) {
+        n = default_threads();
+        __atomic_store_n(&num_threads, n, __ATOMIC_RELAXED);
+    }
+    return n;
+}
+
+int fc_threads(void) { return fc_get_num_threads(); }

@@ -1,0 +1,104 @@
+/*
+ * fastconv C ABI.
+ *
+ * The block between the CDEF markers is handed verbatim to cffi's cdef(), so it
+ * holds plain declarations only (no macros, no #include).  The Python layer
+ * validates every argument before calling in; the C side re-checks its
+ * preconditions with assert() in debug builds (FASTCONV_DEBUG=1).
+ *
+ * All strides are in elements, not bytes, and may be negative or zero.
+ * All counts are int64_t so that no index product can overflow.
+ */
+#ifndef FASTCONV_H
+#define FASTCONV_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* CDEF BEGIN */
+
+/* Return codes. */
+enum { FC_OK = 0, FC_ENOMEM = 1, FC_EINVAL = 2 };
+
+/* Where a bias vector is added in a GEMM epilogue. */
+enum { FC_BIAS_NONE = 0, FC_BIAS_PER_ROW = 1, FC_BIAS_PER_COL = 2 };
+
+/* Activation layout of conv input and output. */
+enum { FC_NCHW = 0, FC_NHWC = 1 };
+
+/* C[m,n] = (accumulate ? C : 0) + sum_k A[m,k] * B[k,n]  (+ bias) (ReLU).
+ * Element (i,j) of X lives at X + i*rsX + j*csX.  The pointer type is float
+ * for fc_sgemm and double for fc_dgemm.  C must not overlap A, B or bias. */
+typedef struct {
+    int64_t m, n, k;
+    const void *a; int64_t rsa, csa;
+    const void *b; int64_t rsb, csb;
+    void *c;       int64_t rsc, csc;
+    const void *bias;   /* m entries (PER_ROW) or n entries (PER_COL), contiguous */
+    int bias_mode;      /* FC_BIAS_* */
+    int relu;           /* 1: clamp the result at 0 after the bias */
+    int accumulate;     /* 1: beta = 1, add into C; 0: beta = 0, C is write-only */
+} fc_gemm_args;
+
+int fc_sgemm(const fc_gemm_args *args);
+int fc_dgemm(const fc_gemm_args *args);
+
+/* 2-D convolution (cross-correlation, as in torch.nn.functional.conv2d).
+ * x is read through its four element strides, given in logical N,C,H,W order
+ * whatever the layout.  weight is contiguous (k, c/groups, kh, kw).  y is
+ * contiguous in `layout` (N,K,OH,OW or N,OH,OW,K).  bias: k entries or NULL.
+ * Padding at the bottom/right is implied by oh/ow.
+ * ws/ws_bytes: caller-owned scratch for im2col.  im2col lowers
+ * floor(ws_bytes / (c/groups * kh * kw * ow * elsize)) output rows at a time,
+ * which must be at least 1; direct convolution ignores ws. */
+typedef struct {
+    int64_t n, c, h, w;
+    int64_t k, kh, kw;
+    int64_t oh, ow;
+    int64_t stride_h, stride_w;
+    int64_t pad_top, pad_left;
+    int64_t dil_h, dil_w;
+    int64_t groups;
+    int layout;
+    const void *x; int64_t xs_n, xs_c, xs_h, xs_w;
+    const void *weight;
+    const void *bias;
+    void *y;
+    int relu;
+    void *ws; int64_t ws_bytes;
+} fc_conv_args;
+
+int fc_sconv_direct(const fc_conv_args *args);
+int fc_dconv_direct(const fc_conv_args *args);
+int fc_sconv_im2col(const fc_conv_args *args);
+int fc_dconv_im2col(const fc_conv_args *args);
+
+/* Threads used by every parallel region of the C core.  Default: the value
+ * of OMP_NUM_THREADS if set, else the number of online cores. */
+void fc_set_num_threads(int n);
+int fc_get_num_threads(void);
+
+/* CPU dispatch.  The table is filled once, at the first call into the
+ * library, from CPUID.  fc_cpu_features() returns FC_CPU_* bits. */
+enum { FC_CPU_AVX2 = 1, FC_CPU_FMA = 2, FC_CPU_AVX512F = 4 };
+int fc_cpu_features(void);
+const char *fc_isa_name(void);
+/* Force an ISA ("generic", "avx2", "avx512") for testing; -1 if the CPU
+ * lacks it or the name is unknown, 0 on success.  Not thread-safe. */
+int fc_set_isa(const char *name);
+
+/* Every allocation in the C core goes through fc_alloc (alloc.c), 64-byte
+ * aligned.  For tests: make the next n allocations succeed and every later
+ * one fail (n < 0: never fail, the default). */
+void fc_debug_fail_allocs_after(int64_t n);
+
+/* CDEF END */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FASTCONV_H */

@@ -1,0 +1,12 @@
+"""fastconv: handwritten CPU kernels for convolution and GEMM.
+
+A fully connected layer and a convolution are one computation: fastconv
+lowers both to the same GEMM and runs it on handwritten C or Numba kernels.
+"""
+from . import lower
+from .api import conv2d, linear, matmul
+from .config import config, get_backend, get_num_threads, set_backend, set_num_threads
+
+__all__ = ["conv2d", "linear", "matmul", "lower", "config", "set_backend", "get_backend",
+           "set_num_threads", "get_num_threads"]
+__version__ = "0.1.0"

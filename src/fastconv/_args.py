@@ -1,0 +1,216 @@
+"""Normalise and validate arguments, once, before any kernel runs.
+
+Everything a kernel relies on is checked here: after these functions return,
+no backend can read or write out of bounds.  Dtype problems raise TypeError;
+everything else raises ValueError naming the argument and the shapes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BACKENDS = ("c", "numba", "numpy")
+ALGORITHMS = ("auto", "direct", "im2col")
+LAYOUTS = ("NCHW", "NHWC")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass(frozen=True)
+class ConvParams:
+    """A fully resolved conv2d problem: shapes, output size and all parameters."""
+    n: int
+    c: int
+    h: int
+    w: int
+    k: int
+    kh: int
+    kw: int
+    oh: int
+    ow: int
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int]  # top, bottom, left, right
+    dilation: tuple[int, int]
+    groups: int
+    layout: str
+
+    @property
+    def out_shape(self) -> tuple[int, int, int, int]:
+        if self.layout == "NCHW":
+            return (self.n, self.k, self.oh, self.ow)
+        return (self.n, self.oh, self.ow, self.k)
+
+    @property
+    def is_full_size(self) -> bool:
+        """The kernel covers the whole unpadded input: the conv is an FC layer."""
+        return (self.kh, self.kw) == (self.h, self.w) and self.padding == (0, 0, 0, 0) \
+            and self.dilation == (1, 1) and self.groups == 1
+
+    @property
+    def is_pointwise(self) -> bool:
+        """1x1 kernel, stride 1, no padding: the conv is a GEMM on the input as it lies."""
+        return (self.kh, self.kw) == (1, 1) and self.stride == (1, 1) \
+            and self.padding == (0, 0, 0, 0)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.n * self.k * self.oh * self.ow * (self.c // self.groups) * self.kh * self.kw
+
+
+def choice(name: str, value, allowed) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def pair(name: str, value, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints, each >= minimum."""
+    vals = (value, value) if _is_int(value) else value
+    try:
+        vals = tuple(vals)
+    except TypeError:
+        raise ValueError(f"{name} must be an int or a pair of ints; got {value!r}") from None
+    if len(vals) != 2 or not all(_is_int(v) for v in vals):
+        raise ValueError(f"{name} must be an int or a pair of ints; got {value!r}")
+    vals = (int(vals[0]), int(vals[1]))
+    if min(vals) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value!r}")
+    return vals
+
+
+def float_array(name: str, value, dtype=None) -> np.ndarray:
+    """An array-like as an ndarray of float32/float64 (no copy if it is one)."""
+    arr = np.asarray(value)
+    if arr.dtype not in _FLOATS:
+        if arr.dtype.kind == "f" and arr.dtype.newbyteorder("=") in _FLOATS:
+            arr = arr.astype(arr.dtype.newbyteorder("="))  # non-native byte order
+        else:
+            raise TypeError(f"{name} must be float32 or float64; got dtype {arr.dtype}")
+    if dtype is not None and arr.dtype != dtype:
+        raise TypeError(f"{name} has dtype {arr.dtype} but the input has dtype {dtype}; "
+                        "mixed float32/float64 is not supported")
+    return arr
+
+
+def out_array(out, shape, dtype) -> np.ndarray | None:
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray; got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype}; expected {dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}; expected {tuple(shape)}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    return out
+
+
+def bias_array(bias, length: int, dtype, what: str) -> np.ndarray | None:
+    if bias is None:
+        return None
+    b = float_array("bias", bias, dtype)
+    if b.shape != (length,):
+        raise ValueError(f"bias must have shape ({length},) to match {what}; got {b.shape}")
+    return b
+
+
+def padding4(padding, kh, kw, dilation, stride) -> tuple[int, int, int, int]:
+    """padding -> (top, bottom, left, right)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"padding='same' requires stride 1; got stride={stride}")
+            th, tw = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+            # Like PyTorch: the odd pixel of padding goes to the bottom/right.
+            return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+        raise ValueError(f"padding must be an int, a pair, ((top, bottom), (left, right)), "
+                         f"'valid' or 'same'; got {padding!r}")
+    if _is_int(padding):
+        p = int(padding)
+        if p < 0:
+            raise ValueError(f"padding must be >= 0; got {padding!r}")
+        return (p, p, p, p)
+    try:
+        parts = tuple(padding)
+    except TypeError:
+        raise ValueError(f"padding must be an int, a pair, ((top, bottom), (left, right)), "
+                         f"'valid' or 'same'; got {padding!r}") from None
+    if len(parts) == 2 and all(_is_int(p) for p in parts):
+        ph, pw = pair("padding", parts, 0)
+        return (ph, ph, pw, pw)
+    if len(parts) == 2:
+        (t, b), (l, r) = pair("padding[0]", parts[0], 0), pair("padding[1]", parts[1], 0)
+        return (t, b, l, r)
+    raise ValueError(f"padding must be an int, a pair, ((top, bottom), (left, right)), "
+                     f"'valid' or 'same'; got {padding!r}")
+
+
+def conv2d_args(x, weight, bias, stride, padding, dilation, groups, layout):
+    """Validate conv2d arguments; return (x, weight, bias, ConvParams)."""
+    layout = choice("layout", layout, LAYOUTS)
+    x = float_array("x", x)
+    weight = float_array("weight", weight, x.dtype)
+    if x.ndim != 4:
+        raise ValueError(f"x must be 4-D ({layout}); got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"weight must be 4-D (K, C/groups, kh, kw); got shape {weight.shape}")
+    if layout == "NCHW":
+        n, c, h, w = x.shape
+    else:
+        n, h, w, c = x.shape
+    k, cg, kh, kw = weight.shape
+    if not _is_int(groups) or groups < 1:
+        raise ValueError(f"groups must be a positive int; got {groups!r}")
+    groups = int(groups)
+    if c % groups or k % groups:
+        raise ValueError(f"groups={groups} must divide both the input channels C={c} "
+                         f"and the output channels K={k}")
+    if cg != c // groups:
+        raise ValueError(f"weight has {cg} input channels per group but x has C={c} channels "
+                         f"and groups={groups} (expected {c // groups}); "
+                         f"x {x.shape}, weight {weight.shape}")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"weight kernel must be at least 1x1; got {weight.shape}")
+    stride = pair("stride", stride, 1)
+    dilation = pair("dilation", dilation, 1)
+    pad = padding4(padding, kh, kw, dilation, stride)
+    eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+    ph, pw = h + pad[0] + pad[1], w + pad[2] + pad[3]
+    if eh > ph or ew > pw:
+        raise ValueError(f"kernel ({eh}x{ew} after dilation) is larger than the padded input "
+                         f"({ph}x{pw}); x {x.shape}, weight {weight.shape}, padding {pad}")
+    oh, ow = (ph - eh) // stride[0] + 1, (pw - ew) // stride[1] + 1
+    bias = bias_array(bias, k, x.dtype, f"weight's K={k} output channels")
+    p = ConvParams(n, c, h, w, k, kh, kw, oh, ow, stride, pad, dilation, groups, layout)
+    return x, weight, bias, p
+
+
+def matmul_args(a, b):
+    a = float_array("a", a)
+    b = float_array("b", b, a.dtype)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"matmul takes 2-D a and b; got a {a.shape}, b {b.shape}")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul: a's columns must equal b's rows; got a {a.shape}, b {b.shape}")
+    return a, b
+
+
+def linear_args(x, weight, bias):
+    x = float_array("x", x)
+    weight = float_array("weight", weight, x.dtype)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"x must be 1-D (in_features,) or 2-D (batch, in_features); got {x.shape}")
+    if weight.ndim != 2:
+        raise ValueError(f"weight must be 2-D (out_features, in_features); got {weight.shape}")
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"x has {x.shape[-1]} features but weight expects {weight.shape[1]}; "
+                         f"x {x.shape}, weight {weight.shape}")
+    bias = bias_array(bias, weight.shape[0], x.dtype, f"weight's {weight.shape[0]} out_features")
+    return x, weight, bias

@@ -1,0 +1,102 @@
+"""conv2d, linear and matmul: validate -> plan -> backend."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _args, lower
+from .backends import get as _backend
+from .config import resolve_backend
+
+
+def _result(out, shape, dtype, *inputs):
+    """(array the kernel writes, array returned).  The kernel always gets a
+    fresh C-contiguous array unless the caller's `out` is already one that
+    overlaps no input."""
+    if out is not None and out.flags.c_contiguous and \
+            not any(i is not None and np.may_share_memory(out, i) for i in inputs):
+        return out, out
+    return np.empty(shape, dtype), out
+
+
+def _finish(target, out):
+    if out is None:
+        return target
+    if out is not target:
+        out[...] = target
+    return out
+
+
+def matmul(a, b, *, backend=None, out=None):
+    """a @ b for 2-D float32/float64 arrays."""
+    be = resolve_backend(backend)
+    a, b = _args.matmul_args(a, b)
+    shape = (a.shape[0], b.shape[1])
+    out = _args.out_array(out, shape, a.dtype)
+    target, out = _result(out, shape, a.dtype, a, b)
+    if target.size:
+        _backend(be).gemm(a, b, target)
+    return _finish(target, out)
+
+
+def linear(x, weight, bias=None, *, backend=None, out=None, relu=False):
+    """x @ weight.T + bias, with weight (out_features, in_features), as torch's F.linear.
+    relu=True applies ReLU in the kernel's store."""
+    be = resolve_backend(backend)
+    x, weight, bias = _args.linear_args(x, weight, bias)
+    shape = x.shape[:-1] + (weight.shape[0],)
+    out = _args.out_array(out, shape, x.dtype)
+    target, out = _result(out, shape, x.dtype, x, weight, bias)
+    if target.size:
+        x2 = x.reshape(-1, x.shape[-1])
+        _backend(be).gemm(x2, weight.T, target.reshape(x2.shape[0], -1), bias, 1, relu)
+    return _finish(target, out)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           algorithm="auto", backend=None, layout="NCHW", out=None, relu=False):
+    """2-D convolution with torch.nn.functional.conv2d semantics.
+
+    x is (N, C, H, W), or (N, H, W, C) with layout="NHWC" (the output then is
+    NHWC too); weight is (K, C/groups, kh, kw).  padding: int, pair,
+    ((top, bottom), (left, right)), "valid" or "same".  algorithm: "auto",
+    "direct" or "im2col"; fastconv.lower.conv2d shows what each one runs.
+    relu=True applies ReLU in the kernel's store.
+    """
+    be = resolve_backend(backend)
+    _args.choice("algorithm", algorithm, _args.ALGORITHMS)
+    x, weight, bias, p = _args.conv2d_args(x, weight, bias, stride, padding, dilation,
+                                           groups, layout)
+    out = _args.out_array(out, p.out_shape, x.dtype)
+    target, out = _result(out, p.out_shape, x.dtype, x, weight, bias)
+    if target.size == 0:
+        return _finish(target, out)
+    plan = lower.plan_conv(p, x.itemsize, algorithm)
+    kernels = _backend(be)
+    if be == "numpy":
+        kernels.conv2d(x, weight, bias, p, None, target, 0, relu)
+    elif plan.algorithm == "gemm":
+        _conv_as_gemm(kernels.gemm, x, weight, bias, p, target, relu)
+    else:
+        kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu)
+    return _finish(target, out)
+
+
+def _conv_as_gemm(gemm, x, weight, bias, p, y, relu):
+    """Run a full-size or 1x1 conv as the GEMM it is (see fastconv.lower)."""
+    if p.is_full_size:
+        # An FC layer: y[N, K] = x[N, C*H*W] @ weight[K, C*H*W].T -- the very
+        # call linear() makes, so the two agree bit for bit.
+        xm = x.reshape(p.n, -1) if p.layout == "NCHW" else x.transpose(0, 3, 1, 2).reshape(p.n, -1)
+        gemm(xm, weight.reshape(p.k, -1).T, y.reshape(p.n, p.k), bias, 1, relu)
+        return
+    cg, kg = p.c // p.groups, p.k // p.groups
+    for g in range(p.groups):
+        wg = weight[g * kg:(g + 1) * kg].reshape(kg, cg)
+        bg = None if bias is None else bias[g * kg:(g + 1) * kg]
+        if p.layout == "NHWC":  # y[NHW, K] = x[NHW, C] @ weight[K, C].T
+            xm = x[..., g * cg:(g + 1) * cg].reshape(-1, cg)
+            gemm(xm, wg.T, y.reshape(-1, p.k)[:, g * kg:(g + 1) * kg], bg, 1, relu)
+        else:                   # per image: y[n][K, HW] = weight[K, C] @ x[n][C, HW]
+            for n in range(p.n):
+                xm = x[n, g * cg:(g + 1) * cg].reshape(cg, -1)
+                gemm(wg, xm, y[n, g * kg:(g + 1) * kg].reshape(kg, -1), bg, 0, relu)

@@ -1,0 +1,20 @@
+"""Backends.  Each provides the same two entry points on validated arguments:
+
+gemm(a, b, out, bias=None, bias_axis=1, relu=False)
+    out[:] = a @ b (+ bias along axis bias_axis of out: 0 = per row, 1 = per
+    column) (then ReLU).  a, b, out are 2-D with any strides; out does not
+    overlap a, b or bias.
+conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False)
+    algorithm is "direct" or "im2col"; x in p.layout with any strides, weight
+    contiguous (K, C/groups, kh, kw), out C-contiguous of shape p.out_shape.
+
+Lowering to GEMM without a copy (full-size and 1x1 convs) happens above the
+backends, in fastconv.api, so every backend runs those through its gemm.
+"""
+import importlib
+
+
+def get(name: str):
+    """The backend module for "c", "numba" or "numpy" (imported on first use)."""
+    module = {"c": "c", "numba": "numba", "numpy": "reference"}[name]
+    return importlib.import_module(f"{__name__}.{module}")

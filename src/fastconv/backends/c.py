@@ -1,0 +1,108 @@
+"""The C backend: cffi glue around fastconv._native.
+
+Arrays go to C as a pointer to their first element plus element strides, so
+transposed, negative-stride and Fortran-ordered views need no copy.  Only
+arrays whose byte strides are not a multiple of the item size, or that are
+misaligned, are copied first.  cffi releases the GIL around every call.
+"""
+import numpy as np
+
+from .._native import ffi, lib
+
+_GEMM = {np.dtype(np.float32): lib.fc_sgemm, np.dtype(np.float64): lib.fc_dgemm}
+_CONV = {
+    ("direct", np.dtype(np.float32)): lib.fc_sconv_direct,
+    ("direct", np.dtype(np.float64)): lib.fc_dconv_direct,
+    ("im2col", np.dtype(np.float32)): lib.fc_sconv_im2col,
+    ("im2col", np.dtype(np.float64)): lib.fc_dconv_im2col,
+}
+
+
+def _walkable(arr: np.ndarray) -> bool:
+    """C can walk arr with element strides (aligned, strides a multiple of the item size)."""
+    return arr.flags.aligned and all(s % arr.itemsize == 0 for s in arr.strides)
+
+
+def _usable(arr: np.ndarray) -> np.ndarray:
+    return arr if _walkable(arr) else np.ascontiguousarray(arr)
+
+
+def _ptr(arr):
+    return ffi.cast("void *", arr.__array_interface__["data"][0]) if arr is not None else ffi.NULL
+
+
+def _estrides(arr):
+    return [s // arr.itemsize for s in arr.strides]
+
+
+def _check(rc):
+    if rc == lib.FC_ENOMEM:
+        raise MemoryError("fastconv C core: out of memory")
+    if rc != lib.FC_OK:
+        raise RuntimeError(f"fastconv C core: internal error {rc}")
+
+
+def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
+    a, b = _usable(a), _usable(b)
+    target = out if _walkable(out) else np.empty(out.shape, out.dtype)
+    g = ffi.new("fc_gemm_args *")
+    g.m, g.k = a.shape
+    g.n = b.shape[1]
+    g.a, (g.rsa, g.csa) = _ptr(a), _estrides(a)
+    g.b, (g.rsb, g.csb) = _ptr(b), _estrides(b)
+    g.c, (g.rsc, g.csc) = _ptr(target), _estrides(target)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias)
+        g.bias = _ptr(bias)
+        g.bias_mode = lib.FC_BIAS_PER_ROW if bias_axis == 0 else lib.FC_BIAS_PER_COL
+    g.relu = int(relu)
+    _check(_GEMM[a.dtype](g))
+    if target is not out:
+        out[...] = target
+
+
+def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
+    x = _usable(x)
+    weight = np.ascontiguousarray(weight)
+    bias = None if bias is None else np.ascontiguousarray(bias)
+    ws = np.empty(workspace_bytes, np.uint8) if algorithm == "im2col" else None
+    a = ffi.new("fc_conv_args *")
+    a.n, a.c, a.h, a.w = p.n, p.c, p.h, p.w
+    a.k, a.kh, a.kw, a.oh, a.ow = p.k, p.kh, p.kw, p.oh, p.ow
+    a.stride_h, a.stride_w = p.stride
+    a.pad_top, a.pad_left = p.padding[0], p.padding[2]
+    a.dil_h, a.dil_w = p.dilation
+    a.groups = p.groups
+    a.layout = lib.FC_NCHW if p.layout == "NCHW" else lib.FC_NHWC
+    xs = _estrides(x)
+    a.x = _ptr(x)
+    a.xs_n, a.xs_c, a.xs_h, a.xs_w = xs if p.layout == "NCHW" else (xs[0], xs[3], xs[1], xs[2])
+    a.weight, a.bias, a.y = _ptr(weight), _ptr(bias), _ptr(out)
+    a.relu = int(relu)
+    if ws is not None:
+        a.ws, a.ws_bytes = _ptr(ws), ws.nbytes
+    _check(_CONV[algorithm, x.dtype](a))
+
+
+def set_num_threads(n: int) -> None:
+    lib.fc_set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    return lib.fc_get_num_threads()
+
+
+def isa() -> str:
+    return ffi.string(lib.fc_isa_name()).decode()
+
+
+def set_isa(name: str) -> None:
+    """Force the kernel ISA ("generic", "avx2", "avx512"); for tests and benchmarks."""
+    if lib.fc_set_isa(name.encode()) != 0:
+        raise ValueError(f"ISA {name!r} is unknown or not supported by this CPU")
+
+
+def cpu_features() -> list:
+    f = lib.fc_cpu_features()
+    return [name for bit, name in ((lib.FC_CPU_AVX2, "avx2"), (lib.FC_CPU_FMA, "fma"),
+                                   (lib.FC_CPU_AVX512F, "avx512f")) if f & bit]
