@@ -166,6 +166,8 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups, layout):
     else:
         n, h, w, c = x.shape
     k, cg, kh, kw = weight.shape
+    if c == 0:  # no kernel defines an empty reduction over channels; torch has no such conv
+        raise ValueError(f"x must have at least one input channel; got shape {x.shape} ({layout})")
     if not _is_int(groups) or groups < 1:
         raise ValueError(f"groups must be a positive int; got {groups!r}")
     groups = int(groups)
