@@ -10,8 +10,6 @@ memory layouts (hence of compiled signatures) stays fixed.
 
 Budget and reproduction: see tests/conftest.py.
 """
-import contextlib
-
 import numpy as np
 import pytest
 from hypothesis import given
@@ -20,31 +18,10 @@ from hypothesis import strategies as st
 import fastconv
 from arrays import KINDS, OUT_KINDS, close, data, laid_out, mismatch, out_buffer, \
     untouched_outside
+from isas import c_isas, using_isa
 
 BACKENDS = ["c", "numba"]
 ALGORITHMS = ("auto", "direct", "im2col")
-
-
-def c_isas():
-    from fastconv.backends import c
-    feats = set(c.cpu_features())
-    return ["generic"] + (["avx2"] if {"avx2", "fma"} <= feats else []) + \
-        (["avx512"] if {"avx2", "fma", "avx512f"} <= feats else [])
-
-
-@contextlib.contextmanager
-def isa(name):
-    """Run the C backend's kernels for ISA `name` (None: leave as is)."""
-    if name is None:
-        yield
-        return
-    from fastconv.backends import c
-    before = c.isa()
-    c.set_isa(name)
-    try:
-        yield
-    finally:
-        c.set_isa(before)
 
 
 def isas(backend):
@@ -196,7 +173,7 @@ def test_conv2d(backend, draw):
     want = fastconv.conv2d(x, weight, bias, backend="numpy", **kw)
     for name in isas(backend):
         for algo in ALGORITHMS:
-            with isa(name):
+            with using_isa(name):
                 run_variant(
                     lambda out: fastconv.conv2d(x, weight, bias, algorithm=algo,
                                                 backend=backend, out=out, **kw),
@@ -220,7 +197,7 @@ def test_matmul(backend, draw):
         out_kind = None
     alias = out_kind == "alias"  # out= is (a copy of) a itself: the overlap must not matter
     for name in isas(backend):
-        with isa(name):
+        with using_isa(name):
             run_variant(
                 lambda out: fastconv.matmul(out if alias else a, b, backend=backend, out=out),
                 want, exact, out_kind, (m, n), want.dtype, rng,
@@ -242,7 +219,7 @@ def test_linear(backend, draw):
     want = fastconv.linear(x, weight, bias, backend="numpy", relu=prob["relu"])
     out_kind = None if prob["out_kind"] == "alias" else prob["out_kind"]
     for name in isas(backend):
-        with isa(name):
+        with using_isa(name):
             run_variant(
                 lambda out: fastconv.linear(x, weight, bias, backend=backend, out=out,
                                             relu=prob["relu"]),

@@ -14,6 +14,9 @@ BACKENDS = ("c", "numba", "numpy")
 ALGORITHMS = ("auto", "direct", "im2col")
 LAYOUTS = ("NCHW", "NHWC")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+#: Strides, dilations, paddings and padded extents stay below this, so that no
+#: index a kernel computes (64-bit) can overflow.
+INDEX_LIMIT = 2**62
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ def pair(name: str, value, minimum: int) -> tuple[int, int]:
     vals = (int(vals[0]), int(vals[1]))
     if min(vals) < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value!r}")
+    if max(vals) >= INDEX_LIMIT:
+        raise ValueError(f"{name} must be < 2**62; got {value!r}")
     return vals
 
 
@@ -134,8 +139,8 @@ def padding4(padding, kh, kw, dilation, stride) -> tuple[int, int, int, int]:
                          f"'valid' or 'same'; got {padding!r}")
     if _is_int(padding):
         p = int(padding)
-        if p < 0:
-            raise ValueError(f"padding must be >= 0; got {padding!r}")
+        if p < 0 or p >= INDEX_LIMIT:
+            raise ValueError(f"padding must be >= 0 and < 2**62; got {padding!r}")
         return (p, p, p, p)
     try:
         parts = tuple(padding)
@@ -185,6 +190,9 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups, layout):
     pad = padding4(padding, kh, kw, dilation, stride)
     eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
     ph, pw = h + pad[0] + pad[1], w + pad[2] + pad[3]
+    if max(ph, pw) >= INDEX_LIMIT:
+        raise ValueError(f"padded input ({ph}x{pw}) must be smaller than 2**62 in each "
+                         f"dimension; x {x.shape}, padding {pad}")
     if eh > ph or ew > pw:
         raise ValueError(f"kernel ({eh}x{ew} after dilation) is larger than the padded input "
                          f"({ph}x{pw}); x {x.shape}, weight {weight.shape}, padding {pad}")

@@ -17,7 +17,8 @@ from . import _args
 
 #: im2col lowers at most this many bytes of patches at a time (whole output rows).
 IM2COL_BUDGET = 8 << 20
-#: A lowering that needs more than this even for a single output row is refused.
+#: A lowering workspace above this (for im2col: even for a single output row) is
+#: refused with ValueError; algorithm="auto" then runs direct convolution.
 WORKSPACE_LIMIT = 1 << 30
 
 
@@ -63,24 +64,32 @@ def choose_algorithm(p: _args.ConvParams, requested: str) -> str:
 
 
 def im2col_workspace(p: _args.ConvParams, itemsize: int) -> int:
-    """Bytes of patches im2col lowers at once: whole output rows within the budget."""
+    """Bytes of patches im2col lowers at once: whole output rows within the
+    budget, and at least one row (which may exceed WORKSPACE_LIMIT)."""
     row = (p.c // p.groups) * p.kh * p.kw * p.ow * itemsize
-    if row > WORKSPACE_LIMIT:
-        raise ValueError(f"im2col would need {row} bytes for one output row, above the "
-                         f"{WORKSPACE_LIMIT}-byte workspace limit; use algorithm='direct'")
     rows = max(1, min(p.oh, IM2COL_BUDGET // max(row, 1)))
     return rows * row
 
 
 def plan_conv(p: _args.ConvParams, itemsize: int, algorithm: str = "auto") -> GemmPlan:
+    """The plan for `algorithm`.  A lowering whose workspace would exceed
+    WORKSPACE_LIMIT is refused with ValueError before anything is allocated;
+    "auto" then takes direct convolution, which needs none."""
     algo = choose_algorithm(p, algorithm)
-    kdim = (p.c // p.groups) * p.kh * p.kw
     if algo == "im2col":
         ws = im2col_workspace(p, itemsize)
+        what = "im2col would need {} bytes for one output row"
     elif algo == "gemm" and p.is_full_size and p.layout == "NHWC":
         ws = p.n * p.c * p.h * p.w * itemsize  # NHWC patches reordered to the weights' CHW
+        what = "reordering the NHWC input of this full-size conv would need {} bytes"
     else:
         ws = 0
+    if ws > WORKSPACE_LIMIT:
+        if algorithm != "auto":
+            raise ValueError(what.format(ws) + f", above the {WORKSPACE_LIMIT}-byte workspace "
+                             "limit (fastconv.lower.WORKSPACE_LIMIT); use algorithm='direct'")
+        algo, ws = "direct", 0
+    kdim = (p.c // p.groups) * p.kh * p.kw
     return GemmPlan(p.n * p.oh * p.ow, p.k // p.groups, kdim, p.groups, ws, algo)
 
 
