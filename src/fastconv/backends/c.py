@@ -24,7 +24,12 @@ def _walkable(arr: np.ndarray) -> bool:
 
 
 def _usable(arr: np.ndarray) -> np.ndarray:
-    return arr if _walkable(arr) else np.ascontiguousarray(arr)
+    # copy(), not ascontiguousarray(): that returns a misaligned contiguous array as is.
+    return arr if _walkable(arr) else arr.copy()
+
+
+def _contiguous(arr: np.ndarray) -> np.ndarray:
+    return arr if arr.flags.c_contiguous and arr.flags.aligned else arr.copy()
 
 
 def _ptr(arr):
@@ -52,7 +57,7 @@ def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
     g.b, (g.rsb, g.csb) = _ptr(b), _estrides(b)
     g.c, (g.rsc, g.csc) = _ptr(target), _estrides(target)
     if bias is not None:
-        bias = np.ascontiguousarray(bias)
+        bias = _contiguous(bias)
         g.bias = _ptr(bias)
         g.bias_mode = lib.FC_BIAS_PER_ROW if bias_axis == 0 else lib.FC_BIAS_PER_COL
     g.relu = int(relu)
@@ -63,8 +68,8 @@ def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
 
 def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
     x = _usable(x)
-    weight = np.ascontiguousarray(weight)
-    bias = None if bias is None else np.ascontiguousarray(bias)
+    weight = _contiguous(weight)
+    bias = None if bias is None else _contiguous(bias)
     ws = np.empty(workspace_bytes, np.uint8) if algorithm == "im2col" else None
     a = ffi.new("fc_conv_args *")
     a.n, a.c, a.h, a.w = p.n, p.c, p.h, p.w
