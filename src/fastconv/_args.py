@@ -70,6 +70,13 @@ def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
+def flag(name: str, value) -> bool:
+    """A bool (Python or NumPy); anything else would mean different things to different backends."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
 def pair(name: str, value, minimum: int) -> tuple[int, int]:
     """An int or a pair of ints, each >= minimum."""
     vals = (value, value) if _is_int(value) else value
@@ -89,7 +96,11 @@ def pair(name: str, value, minimum: int) -> tuple[int, int]:
 
 def float_array(name: str, value, dtype=None) -> np.ndarray:
     """An array-like as an ndarray of float32/float64 (no copy if it is one)."""
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as e:  # ragged nesting and the like
+        raise ValueError(f"{name} must be an array of float32 or float64; "
+                         f"cannot convert {type(value).__name__}: {e}") from None
     if arr.dtype not in _FLOATS:
         if arr.dtype.kind == "f" and arr.dtype.newbyteorder("=") in _FLOATS:
             arr = arr.astype(arr.dtype.newbyteorder("="))  # non-native byte order
@@ -181,7 +192,7 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups, layout):
                          f"and the output channels K={k}")
     if cg != c // groups:
         raise ValueError(f"weight has {cg} input channels per group but x has C={c} channels "
-                         f"and groups={groups} (expected {c // groups}); "
+                         f"and groups={groups} (expected {c // groups}); layout {layout}, "
                          f"x {x.shape}, weight {weight.shape}")
     if kh < 1 or kw < 1:
         raise ValueError(f"weight kernel must be at least 1x1; got {weight.shape}")

@@ -43,6 +43,7 @@ def linear(x, weight, bias=None, *, backend=None, out=None, relu=False):
     relu=True applies ReLU in the kernel's store."""
     be = resolve_backend(backend)
     x, weight, bias = _args.linear_args(x, weight, bias)
+    relu = _args.flag("relu", relu)
     shape = x.shape[:-1] + (weight.shape[0],)
     out = _args.out_array(out, shape, x.dtype)
     target, out = _result(out, shape, x.dtype, x, weight, bias)
@@ -66,6 +67,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     _args.choice("algorithm", algorithm, _args.ALGORITHMS)
     x, weight, bias, p = _args.conv2d_args(x, weight, bias, stride, padding, dilation,
                                            groups, layout)
+    relu = _args.flag("relu", relu)
     out = _args.out_array(out, p.out_shape, x.dtype)
     target, out = _result(out, p.out_shape, x.dtype, x, weight, bias)
     if target.size == 0:
