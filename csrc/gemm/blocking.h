@@ -21,10 +21,10 @@
 #define FC_ZEN4_L3 (32 << 20)
 
 /*                          mc    kc    nc  */
-#define FC_BLOCK_SGEMM_AVX512  336,  384, 4096   /* 14 x 32 tile */
-#define FC_BLOCK_DGEMM_AVX512  168,  384, 2048   /* 14 x 16 tile */
-#define FC_BLOCK_SGEMM_AVX2    288,  384, 4096   /*  6 x 16 tile */
-#define FC_BLOCK_DGEMM_AVX2    144,  384, 2048   /*  6 x  8 tile */
+#define FC_BLOCK_SGEMM_AVX512  336,  256, 4096   /* 14 x 32 tile */
+#define FC_BLOCK_DGEMM_AVX512  168,  256, 2048   /* 14 x 16 tile */
+#define FC_BLOCK_SGEMM_AVX2    288,  256, 4096   /*  6 x 16 tile */
+#define FC_BLOCK_DGEMM_AVX2    144,  256, 2048   /*  6 x  8 tile */
 #define FC_BLOCK_SGEMM_GENERIC 256,  256, 2048   /*  4 x  8 tile */
 #define FC_BLOCK_DGEMM_GENERIC 128,  256, 2048   /*  4 x  4 tile */
 
