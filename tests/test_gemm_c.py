@@ -58,7 +58,8 @@ def oracle(a, b, c0=None, bias=None, bias_axis=1, relu=False):
 
 
 def c_gemm(a, b, c, bias=None, bias_axis=1, relu=False, accumulate=False):
-    """Call the C entry point directly on arbitrary strided views (c included)."""
+    """Call the C entry point directly on arbitrary strided views (c included),
+    with the epilogue options the public API does not expose (accumulate)."""
     es = lambda x: [s // x.itemsize for s in x.strides]
     ptr = lambda x: ffi.cast("void *", x.__array_interface__["data"][0])
     g = ffi.new("fc_gemm_args *")
@@ -90,7 +91,8 @@ def edge_shapes(isa, dtype):
     mr, nr, mc, kc, nc = TILES[isa, dtype]
     return [(1, 1, 1), (2, 3, 5), (7, 11, 13), (17, 19, 23), (1, 37, 41), (43, 1, 47),
             (5, 7, 1), (1, 1, 29), (mr - 1, nr - 1, 3), (mr, nr, 4), (mr + 1, nr + 1, 5),
-            (2 * mr + 1, 3 * nr - 1, 9), (mc - 1, nr + 3, kc + 1), (mc + 1, 2 * nr + 1, kc - 1),
+            (2 * mr + 1, 3 * nr - 1, 9), (mr + mr // 2, nr, 6), (mr + mr // 2 + 1, nr, 6),
+            (mc - 1, nr + 3, kc + 1), (mc + 1, 2 * nr + 1, kc - 1),
             (mr + 2, nr + 5, 2 * kc + 1), (mr - 1, nc + 1, 7), (3, 2 * nc - 1, 2)]
 
 
