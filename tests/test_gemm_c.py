@@ -213,16 +213,32 @@ def test_threads_agree_and_concurrent_calls():
 
 @pytest.mark.parametrize("shape", [(40, 50, 60), (1, 300, 200), (300, 1, 200)], ids=str)
 def test_allocation_failure_is_memory_error(shape):
+    """Pack buffers are kept per thread between calls, so the failing call runs
+    in a fresh thread (alone: one C thread) that has none yet."""
     rng = np.random.default_rng(8)
     m, n, k = shape
     a = rng.standard_normal((m, 2 * k)).astype(np.float32)[:, ::2]
     b = np.asfortranarray(rng.standard_normal((k, n)).astype(np.float32))[:, ::-1]
     if n == 1:  # the GEMV copies a strided vector: make it strided
         a, b = np.ascontiguousarray(a), rng.standard_normal((2 * k, 1)).astype(np.float32)[::2]
-    lib.fc_debug_fail_allocs_after(0)
-    try:
-        with pytest.raises(MemoryError):
+    raised = []
+
+    def failing_call():
+        lib.fc_debug_fail_allocs_after(0)
+        try:
             fastconv.matmul(a, b, backend="c")
+        except MemoryError:
+            raised.append(True)
+        finally:
+            lib.fc_debug_fail_allocs_after(-1)
+
+    old = fastconv.get_num_threads()
+    fastconv.set_num_threads(1)
+    try:
+        worker = threading.Thread(target=failing_call)
+        worker.start()
+        worker.join()
     finally:
-        lib.fc_debug_fail_allocs_after(-1)
+        fastconv.set_num_threads(old)
+    assert raised == [True]
     np.testing.assert_allclose(fastconv.matmul(a, b, backend="c"), oracle(a, b), atol=1e-3)
