@@ -17,6 +17,9 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: Strides, dilations, paddings and padded extents stay below this, so that no
 #: index a kernel computes (64-bit) can overflow.
 INDEX_LIMIT = 2**62
+#: The zero-padded input (N*C*padded H*padded W elements) stays below this, so
+#: that a kernel sizing a padded copy, even rounded up, cannot overflow int64.
+PADDED_LIMIT = 2**48
 
 
 @dataclass(frozen=True)
@@ -201,9 +204,9 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups, layout):
     pad = padding4(padding, kh, kw, dilation, stride)
     eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
     ph, pw = h + pad[0] + pad[1], w + pad[2] + pad[3]
-    if max(ph, pw) >= INDEX_LIMIT:
-        raise ValueError(f"padded input ({ph}x{pw}) must be smaller than 2**62 in each "
-                         f"dimension; x {x.shape}, padding {pad}")
+    if max(ph, pw) >= INDEX_LIMIT or n * c * ph * pw >= PADDED_LIMIT:
+        raise ValueError(f"padded input ({n}x{c}x{ph}x{pw}) is too large (limits: 2**62 per "
+                         f"dimension, 2**48 elements); x {x.shape}, padding {pad}")
     if eh > ph or ew > pw:
         raise ValueError(f"kernel ({eh}x{ew} after dilation) is larger than the padded input "
                          f"({ph}x{pw}); x {x.shape}, weight {weight.shape}, padding {pad}")
