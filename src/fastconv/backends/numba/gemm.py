@@ -1,0 +1,245 @@
+"""Packed, blocked GEMM (the BLIS structure) on the micro-kernel in ukernel.py.
+
+    for jc in n by NC:                       packed B bounded to KC x NC
+      for pc in k by KC:
+        pack B[pc, jc] into NR-wide panels (zero-padded), in parallel
+        in parallel over blocks of C (MC rows x NCB columns):
+          pack the block's rows of A into MR-tall panels (private, in L2)
+          for each A micro-panel (MR x KC, stays in L1):
+            for each B micro-panel of the block (KC x NR, block in L2):
+              micro-kernel: C tile (=|+=) A panel x B panel
+              on the last KC block: bias and ReLU while the tile is hot
+
+Tiles that stick out of C are computed into a small buffer and copied in.
+Blocks are enumerated column-block-major so that the static split of prange
+gives each thread consecutive blocks that share their part of packed B.
+"""
+import numba
+import numba.extending
+import numpy as np
+
+from . import _runtime
+from .ukernel import microkernel, tile, tile_of
+
+# KC: depth of a packed block; NCB_PANELS: B micro-panels per block of C
+# (KC x NCB in L2); MC_PANELS: most A micro-panels per block; NC: columns
+# of B packed at once (bounds the shared packing buffer).
+_BLOCKING = {4: (256, 16, 16, 4096), 8: (192, 16, 16, 2048)}
+
+
+def blocking(itemsize):
+    return _BLOCKING[itemsize]
+
+
+def blocking_of(arr):
+    return blocking(arr.dtype.itemsize)
+
+
+@numba.extending.overload(blocking_of)
+def _blocking_of(arr):
+    b = blocking(arr.dtype.bitwidth // 8)
+    return lambda arr: b
+
+
+# Packing.  A panel is `width` (MR or NR) entries of the panel's short
+# dimension ("pixels": rows of A, columns of B) by kc entries of the depth,
+# stored as dst[at + p*width + t]; entries past the operand's edge are zero.
+# An operand is either a strided matrix or, for a convolution, the implicit
+# patch matrix of an image (im2col fused into packing), described by
+# geom = (ow, r0, sh, sw, dh, dw, pt, pl, kh, kw, h, w, sxc, sxh, sxw):
+# pixel t is output pixel (r0 + t // ow, t % ow), depth q is tap (c, i, j) of
+# the weights' (C/groups, kh, kw) order; geom[0] == 0 means a plain matrix.
+NO_PATCHES = (0,) * 15
+
+
+@numba.njit(**_runtime.JIT)
+def _pack_matrix(src, off, s_pix, s_q, npix, pix0, q0, kc, width, dst, at):
+    valid = min(width, npix - pix0)
+    if s_pix == 1:
+        for p in range(kc):
+            row = off + (q0 + p) * s_q + pix0
+            for t in range(valid):
+                dst[at + p * width + t] = src[row + t]
+    elif abs(s_q) < abs(s_pix):  # walk the source along its smaller stride
+        for t in range(valid):
+            col = off + (pix0 + t) * s_pix + q0 * s_q
+            for p in range(kc):
+                dst[at + p * width + t] = src[col + p * s_q]
+    else:
+        for p in range(kc):
+            row = off + (q0 + p) * s_q + pix0 * s_pix
+            for t in range(valid):
+                dst[at + p * width + t] = src[row + t * s_pix]
+    for p in range(kc):
+        for t in range(valid, width):
+            dst[at + p * width + t] = 0
+
+
+@numba.njit(**_runtime.JIT)
+def _pack_patches(x, off, geom, npix, pix0, q0, kc, width, dst, at):
+    ow, r0, sh, sw, dh, dw, pt, pl, kh, kw, h, w, sxc, sxh, sxw = geom
+    valid = min(width, npix - pix0)
+    oy0 = r0 + pix0 // ow
+    ox0 = pix0 % ow
+    for p in range(kc):
+        q = q0 + p
+        c = q // (kh * kw)
+        i = (q // kw) % kh
+        j = q % kw
+        base = off + c * sxc
+        row = at + p * width
+        oy = oy0
+        ox = ox0
+        for t in range(valid):
+            iy = oy * sh - pt + i * dh
+            ix = ox * sw - pl + j * dw
+            if 0 <= iy < h and 0 <= ix < w:
+                dst[row + t] = x[base + iy * sxh + ix * sxw]
+            else:
+                dst[row + t] = 0
+            ox += 1
+            if ox == ow:
+                ox = 0
+                oy += 1
+        for t in range(valid, width):
+            dst[row + t] = 0
+
+
+@numba.njit(**_runtime.JIT)
+def _pack(src, off, s_pix, s_q, geom, npix, pix0, q0, kc, width, dst, at):
+    if geom[0] > 0:
+        _pack_patches(src, off, geom, npix, pix0, q0, kc, width, dst, at)
+    else:
+        _pack_matrix(src, off, s_pix, s_q, npix, pix0, q0, kc, width, dst, at)
+
+
+@numba.njit(**_runtime.JIT)
+def _finish_tile(c, at, ldc, rows, cols, i0, j0, bias, bias_axis, relu):
+    """Bias (per row for bias_axis 0, per column for 1, none for -1), then
+    ReLU written as x < 0 ? 0 : x so that NaN passes through."""
+    for i in range(rows):
+        row = at + i * ldc
+        for j in range(cols):
+            v = c[row + j]
+            if bias_axis == 0:
+                v += bias[i0 + i]
+            elif bias_axis == 1:
+                v += bias[j0 + j]
+            if relu and v < 0:
+                v = 0
+            c[row + j] = v
+
+
+@numba.njit(**_runtime.JIT)
+def _block(a, a_off, sa0, sa1, a_geom, m, ap, bp, c, c_off, ldc, n, i_panels, j_panels, pc, kc, last,
+           bias, bias_axis, relu, spill):
+    """One block of C: A micro-panels i_panels x B micro-panels j_panels at
+    depth pc..pc+kc.  Packs its rows of A into ap (private, stays in L2)."""
+    mr, nr = tile_of(c)
+    for q, ip in enumerate(i_panels):
+        _pack(a, a_off, sa0, sa1, a_geom, m, ip * mr, pc, kc, mr, ap, q * mr * kc)
+    accumulate = pc > 0
+    epilogue = last and (bias_axis >= 0 or relu)
+    for q, ip in enumerate(i_panels):
+        i0 = ip * mr
+        rows = min(mr, m - i0)
+        for jp in j_panels:
+            j0 = jp * nr
+            cols = min(nr, n - j0)
+            at = c_off + i0 * ldc + j0
+            b_at = (jp - j_panels.start) * nr * kc
+            full = rows == mr and cols == nr
+            # One call site for the micro-kernel: edge tiles go to `spill`.
+            microkernel(ap, q * mr * kc, bp, b_at, kc, c if full else spill,
+                        at if full else 0, ldc if full else nr, accumulate and full)
+            if not full:
+                for i in range(rows):
+                    for j in range(cols):
+                        v = spill[i * nr + j]
+                        if accumulate:
+                            v += c[at + i * ldc + j]
+                        c[at + i * ldc + j] = v
+            if epilogue:
+                _finish_tile(c, at, ldc, rows, cols, i0, j0, bias, bias_axis, relu)
+
+
+@numba.njit(**_runtime.PARALLEL_JIT)
+def _pack_panels(b, b_off, sb0, sb1, b_geom, n, jc, npb, pc, kc, bp):
+    mr, nr = tile_of(bp)
+    for jp in numba.prange(npb):
+        _pack(b, b_off, sb1, sb0, b_geom, n, jc + jp * nr, pc, kc, nr, bp, jp * nr * kc)
+
+
+@numba.njit(**_runtime.PARALLEL_JIT)
+def _blocks(a, a_off, sa0, sa1, a_geom, m, bp, c, c_off, ldc, n, npa, npb, jp0,
+            n_ib, n_jb, pc, kc, last, bias, bias_axis, relu):
+    mr, nr = tile_of(c)
+    ib_panels = (npa + n_ib - 1) // n_ib
+    jb_panels = (npb + n_jb - 1) // n_jb
+    for blk in numba.prange(n_ib * n_jb):
+        jb = blk // n_ib
+        ib = blk - jb * n_ib
+        i_panels = range(ib * ib_panels, min((ib + 1) * ib_panels, npa))
+        j_lo = jb * jb_panels
+        j_panels = range(jp0 + j_lo, jp0 + min(j_lo + jb_panels, npb))
+        _block(a, a_off, sa0, sa1, a_geom, m, np.empty(ib_panels * mr * kc, c.dtype),
+               bp[j_lo * nr * kc:], c, c_off, ldc, n, i_panels, j_panels, pc, kc, last,
+               bias, bias_axis, relu, np.empty(mr * nr, c.dtype))
+
+
+@numba.njit(**_runtime.JIT)
+def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
+          bias, bias_axis, relu, nthreads):
+    mr, nr = tile_of(c)
+    kcmax, ncb_panels, mc_panels, ncmax = blocking_of(c)
+    npa = (m + mr - 1) // mr
+    bp = np.empty(((min(n, ncmax) + nr - 1) // nr) * nr * kcmax, c.dtype)
+    for jc in range(0, n, ncmax):
+        npb = (min(ncmax, n - jc) + nr - 1) // nr
+        # Blocks of C: as few as the cache sizes allow, then more until
+        # every thread gets the same number.
+        n_jb = (npb + ncb_panels - 1) // ncb_panels
+        n_ib = (npa + mc_panels - 1) // mc_panels
+        while (n_ib * n_jb) % nthreads != 0 and n_ib < npa:
+            n_ib += 1
+        for pc in range(0, k, kcmax):
+            kc = min(kcmax, k - pc)
+            _pack_panels(b, b_off, sb0, sb1, b_geom, n, jc, npb, pc, kc, bp)
+            _blocks(a, a_off, sa0, sa1, a_geom, m, bp, c, c_off, ldc, n, npa, npb, jc // nr,
+                    n_ib, n_jb, pc, kc, pc + kc == k, bias, bias_axis, relu)
+
+
+def matrix(arr):
+    """A 2-D array as a GEMM operand: (span, offset, stride0, stride1, geom)."""
+    span, off, (s0, s1) = _runtime.flat(arr)
+    return span, off, s0, s1, NO_PATCHES
+
+
+def run(a, b, m, n, k, out, bias=None, bias_axis=1, relu=False):
+    """out[:] = A @ B (+ bias) (then ReLU) for operands made by matrix() or
+    by the convolution's patch operand; out is (m, n) with any strides."""
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        out[...] = 0
+        if bias is not None:
+            out += bias[:, None] if bias_axis == 0 else bias
+        if relu:
+            out[out < 0] = 0
+        return
+    nthreads = _runtime.use_threads()
+    item = out.itemsize
+    direct = out.flags.writeable and out.flags.aligned and out.strides[1] == item and \
+        (m == 1 or (out.strides[0] % item == 0 and out.strides[0] >= n * item))
+    target = out if direct else np.empty((m, n), out.dtype)
+    c, c_off, (ldc, _) = _runtime.flat(target)
+    bias_axis = -1 if bias is None else int(bias_axis)
+    _runtime.launch(_gemm, *a, *b, c, c_off, ldc, m, n, k, _runtime.vector(bias, out.dtype),
+                    bias_axis, bool(relu), nthreads)
+    if target is not out:
+        out[...] = target
+
+
+def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
+    """out[:] = a @ b (+ bias along bias_axis) (then ReLU); see fastconv.backends."""
+    run(matrix(a), matrix(b), a.shape[0], b.shape[1], a.shape[1], out, bias, bias_axis, relu)
