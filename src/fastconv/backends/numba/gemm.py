@@ -1,18 +1,18 @@
 """Packed, blocked GEMM (the BLIS structure) on the micro-kernel in ukernel.py.
 
-    for jc in n by NC:                       packed B bounded to KC x NC
-      for pc in k by KC:
-        pack B[pc, jc] into NR-wide panels (zero-padded), in parallel
-        in parallel over blocks of C (MC rows x NCB columns):
-          pack the block's rows of A into MR-tall panels (private, in L2)
-          for each A micro-panel (MR x KC, stays in L1):
-            for each B micro-panel of the block (KC x NR, block in L2):
-              micro-kernel: C tile (=|+=) A panel x B panel
-              on the last KC block: bias and ReLU while the tile is hot
+C is split into blocks (rows x columns), one task per block, all in a single
+parallel region (one prange: no barriers between packing and compute):
 
-Tiles that stick out of C are computed into a small buffer and copied in.
-Blocks are enumerated column-block-major so that the static split of prange
-gives each thread consecutive blocks that share their part of packed B.
+    for pc in k by KC:
+      pack the block's columns of B[pc] into NR-wide panels (KC x NCB, L2)
+      for each MR-row panel of the block:
+        pack A[rows, pc] into one MR-tall panel (MR x KC, L1)
+        for each B micro-panel:
+          micro-kernel: C tile (=|+=) A panel x B panel
+          on the last KC block: bias and ReLU while the tile is hot
+
+Panels are zero-padded, so the micro-kernel always computes a whole tile;
+tiles that stick out of C go to a small buffer and are copied in.
 """
 import numba
 import numba.extending
@@ -21,10 +21,10 @@ import numpy as np
 from . import _runtime
 from .ukernel import microkernel, tile, tile_of
 
-# KC: depth of a packed block; NCB_PANELS: B micro-panels per block of C
-# (KC x NCB in L2); MC_PANELS: most A micro-panels per block; NC: columns
-# of B packed at once (bounds the shared packing buffer).
-_BLOCKING = {4: (256, 16, 16, 4096), 8: (192, 16, 16, 2048)}
+# (KC, NCB_PANELS): depth of a packed block, and most B micro-panels per
+# block of C, so that the packed KC x NCB block of B stays in L2 (512 KiB
+# fp32, 384 KiB fp64) while the MR x KC panel of A stays in L1.
+_BLOCKING = {4: (256, 16), 8: (192, 16)}
 
 
 def blocking(itemsize):
@@ -131,82 +131,76 @@ def _finish_tile(c, at, ldc, rows, cols, i0, j0, bias, bias_axis, relu):
 
 
 @numba.njit(**_runtime.JIT)
-def _block(a, a_off, sa0, sa1, a_geom, m, ap, bp, c, c_off, ldc, n, i_panels, j_panels, pc, kc, last,
-           bias, bias_axis, relu, spill):
-    """One block of C: A micro-panels i_panels x B micro-panels j_panels at
-    depth pc..pc+kc.  Packs its rows of A into ap (private, stays in L2)."""
+def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
+           ip0, ip1, jp0, jp1, bias, bias_axis, relu):
+    """C rows of A micro-panels ip0..ip1 by columns of B micro-panels jp0..jp1."""
     mr, nr = tile_of(c)
-    for q, ip in enumerate(i_panels):
-        _pack(a, a_off, sa0, sa1, a_geom, m, ip * mr, pc, kc, mr, ap, q * mr * kc)
-    accumulate = pc > 0
-    epilogue = last and (bias_axis >= 0 or relu)
-    for q, ip in enumerate(i_panels):
-        i0 = ip * mr
-        rows = min(mr, m - i0)
-        for jp in j_panels:
-            j0 = jp * nr
-            cols = min(nr, n - j0)
-            at = c_off + i0 * ldc + j0
-            b_at = (jp - j_panels.start) * nr * kc
-            full = rows == mr and cols == nr
-            # One call site for the micro-kernel: edge tiles go to `spill`.
-            microkernel(ap, q * mr * kc, bp, b_at, kc, c if full else spill,
-                        at if full else 0, ldc if full else nr, accumulate and full)
-            if not full:
-                for i in range(rows):
-                    for j in range(cols):
-                        v = spill[i * nr + j]
-                        if accumulate:
-                            v += c[at + i * ldc + j]
-                        c[at + i * ldc + j] = v
-            if epilogue:
-                _finish_tile(c, at, ldc, rows, cols, i0, j0, bias, bias_axis, relu)
+    kcmax = blocking_of(c)[0]
+    bp = np.empty((jp1 - jp0) * nr * kcmax, c.dtype)
+    ap = np.empty(mr * kcmax, c.dtype)
+    spill = np.empty(mr * nr, c.dtype)
+    fused = bias_axis >= 0 or relu
+    for pc in range(0, k, kcmax):
+        kc = min(kcmax, k - pc)
+        accumulate = pc > 0
+        epilogue = fused and pc + kc == k
+        for jp in range(jp0, jp1):
+            _pack(b, b_off, sb1, sb0, b_geom, n, jp * nr, pc, kc, nr, bp, (jp - jp0) * nr * kc)
+        for ip in range(ip0, ip1):
+            i0 = ip * mr
+            rows = min(mr, m - i0)
+            _pack(a, a_off, sa0, sa1, a_geom, m, i0, pc, kc, mr, ap, 0)
+            for jp in range(jp0, jp1):
+                j0 = jp * nr
+                cols = min(nr, n - j0)
+                at = c_off + i0 * ldc + j0
+                full = rows == mr and cols == nr
+                # One call site for the micro-kernel: edge tiles go to `spill`.
+                microkernel(ap, 0, bp, (jp - jp0) * nr * kc, kc, c if full else spill,
+                            at if full else 0, ldc if full else nr, accumulate and full)
+                if not full:
+                    for i in range(rows):
+                        for j in range(cols):
+                            v = spill[i * nr + j]
+                            if accumulate:
+                                v += c[at + i * ldc + j]
+                            c[at + i * ldc + j] = v
+                if epilogue:
+                    _finish_tile(c, at, ldc, rows, cols, i0, j0, bias, bias_axis, relu)
 
 
 @numba.njit(**_runtime.PARALLEL_JIT)
-def _pack_panels(b, b_off, sb0, sb1, b_geom, n, jc, npb, pc, kc, bp):
-    mr, nr = tile_of(bp)
-    for jp in numba.prange(npb):
-        _pack(b, b_off, sb1, sb0, b_geom, n, jc + jp * nr, pc, kc, nr, bp, jp * nr * kc)
-
-
-@numba.njit(**_runtime.PARALLEL_JIT)
-def _blocks(a, a_off, sa0, sa1, a_geom, m, bp, c, c_off, ldc, n, npa, npb, jp0,
-            n_ib, n_jb, pc, kc, last, bias, bias_axis, relu):
+def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
+          bias, bias_axis, relu, n_ib, n_jb):
     mr, nr = tile_of(c)
+    npa = (m + mr - 1) // mr
+    npb = (n + nr - 1) // nr
     ib_panels = (npa + n_ib - 1) // n_ib
     jb_panels = (npb + n_jb - 1) // n_jb
     for blk in numba.prange(n_ib * n_jb):
+        ib = blk % n_ib
         jb = blk // n_ib
-        ib = blk - jb * n_ib
-        i_panels = range(ib * ib_panels, min((ib + 1) * ib_panels, npa))
-        j_lo = jb * jb_panels
-        j_panels = range(jp0 + j_lo, jp0 + min(j_lo + jb_panels, npb))
-        _block(a, a_off, sa0, sa1, a_geom, m, np.empty(ib_panels * mr * kc, c.dtype),
-               bp[j_lo * nr * kc:], c, c_off, ldc, n, i_panels, j_panels, pc, kc, last,
-               bias, bias_axis, relu, np.empty(mr * nr, c.dtype))
+        ip0 = min(ib * ib_panels, npa)
+        jp0 = min(jb * jb_panels, npb)
+        _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
+               ip0, min(ip0 + ib_panels, npa), jp0, min(jp0 + jb_panels, npb),
+               bias, bias_axis, relu)
 
 
-@numba.njit(**_runtime.JIT)
-def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
-          bias, bias_axis, relu, nthreads):
-    mr, nr = tile_of(c)
-    kcmax, ncb_panels, mc_panels, ncmax = blocking_of(c)
-    npa = (m + mr - 1) // mr
-    bp = np.empty(((min(n, ncmax) + nr - 1) // nr) * nr * kcmax, c.dtype)
-    for jc in range(0, n, ncmax):
-        npb = (min(ncmax, n - jc) + nr - 1) // nr
-        # Blocks of C: as few as the cache sizes allow, then more until
-        # every thread gets the same number.
-        n_jb = (npb + ncb_panels - 1) // ncb_panels
-        n_ib = (npa + mc_panels - 1) // mc_panels
-        while (n_ib * n_jb) % nthreads != 0 and n_ib < npa:
+def _split(m, n, itemsize, nthreads):
+    """(row blocks, column blocks) of C, one task each: column blocks narrow
+    enough for their packed B to stay in L2, then more blocks until every
+    thread has the same number, splitting the dimension whose split repacks
+    the smaller operand (more column blocks repack A, more row blocks B)."""
+    mr, nr = tile(itemsize)
+    npa, npb = -(-m // mr), -(-n // nr)
+    n_jb, n_ib = -(-npb // blocking(itemsize)[1]), 1
+    while (n_ib * n_jb) % nthreads and (n_ib < npa or n_jb < npb):
+        if (m <= n and n_jb < npb) or n_ib >= npa:
+            n_jb += 1
+        else:
             n_ib += 1
-        for pc in range(0, k, kcmax):
-            kc = min(kcmax, k - pc)
-            _pack_panels(b, b_off, sb0, sb1, b_geom, n, jc, npb, pc, kc, bp)
-            _blocks(a, a_off, sa0, sa1, a_geom, m, bp, c, c_off, ldc, n, npa, npb, jc // nr,
-                    n_ib, n_jb, pc, kc, pc + kc == k, bias, bias_axis, relu)
+    return n_ib, n_jb
 
 
 def matrix(arr):
@@ -235,7 +229,7 @@ def run(a, b, m, n, k, out, bias=None, bias_axis=1, relu=False):
     c, c_off, (ldc, _) = _runtime.flat(target)
     bias_axis = -1 if bias is None else int(bias_axis)
     _runtime.launch(_gemm, *a, *b, c, c_off, ldc, m, n, k, _runtime.vector(bias, out.dtype),
-                    bias_axis, bool(relu), nthreads)
+                    bias_axis, bool(relu), *_split(m, n, item, nthreads))
     if target is not out:
         out[...] = target
 
