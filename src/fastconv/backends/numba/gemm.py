@@ -132,12 +132,13 @@ def _finish_tile(c, at, ldc, rows, cols, i0, j0, bias, bias_axis, relu):
 
 @numba.njit(**_runtime.JIT)
 def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
-           ip0, ip1, jp0, jp1, bias, bias_axis, relu):
-    """C rows of A micro-panels ip0..ip1 by columns of B micro-panels jp0..jp1."""
+           ip0, ip1, jp0, jp1, bias, bias_axis, relu, mr_, nr_):
+    """C rows of A micro-panels ip0..ip1 by columns of B micro-panels jp0..jp1.
+    mr_, nr_ are MR, NR as run-time values for the packing calls."""
     mr, nr = tile_of(c)
     kcmax = blocking_of(c)[0]
     bp = np.empty((jp1 - jp0) * nr * kcmax, c.dtype)
-    ap = np.empty(mr * kcmax, c.dtype)
+    ap = np.empty(2 * mr * kcmax, c.dtype)
     spill = np.empty(mr * nr, c.dtype)
     fused = bias_axis >= 0 or relu
     for pc in range(0, k, kcmax):
@@ -145,18 +146,21 @@ def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc
         accumulate = pc > 0
         epilogue = fused and pc + kc == k
         for jp in range(jp0, jp1):
-            _pack(b, b_off, sb1, sb0, b_geom, n, jp * nr, pc, kc, nr, bp, (jp - jp0) * nr * kc)
+            _pack(b, b_off, sb1, sb0, b_geom, n, jp * nr, pc, kc, nr_, bp, (jp - jp0) * nr * kc)
         for ip in range(ip0, ip1):
             i0 = ip * mr
             rows = min(mr, m - i0)
-            _pack(a, a_off, sa0, sa1, a_geom, m, i0, pc, kc, mr, ap, 0)
+            # Two alternating slots for the A panel; also keeps the slot
+            # offset a run-time value, as for B, so _pack compiles once.
+            a_at = (ip - ip0) % 2 * mr * kc
+            _pack(a, a_off, sa0, sa1, a_geom, m, i0, pc, kc, mr_, ap, a_at)
             for jp in range(jp0, jp1):
                 j0 = jp * nr
                 cols = min(nr, n - j0)
                 at = c_off + i0 * ldc + j0
                 full = rows == mr and cols == nr
                 # One call site for the micro-kernel: edge tiles go to `spill`.
-                microkernel(ap, 0, bp, (jp - jp0) * nr * kc, kc, c if full else spill,
+                microkernel(ap, a_at, bp, (jp - jp0) * nr * kc, kc, c if full else spill,
                             at if full else 0, ldc if full else nr, accumulate and full)
                 if not full:
                     for i in range(rows):
@@ -171,7 +175,7 @@ def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc
 
 @numba.njit(**_runtime.PARALLEL_JIT)
 def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
-          bias, bias_axis, relu, n_ib, n_jb):
+          bias, bias_axis, relu, n_ib, n_jb, mr_, nr_):
     mr, nr = tile_of(c)
     npa = (m + mr - 1) // mr
     npb = (n + nr - 1) // nr
@@ -184,7 +188,7 @@ def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
         jp0 = min(jb * jb_panels, npb)
         _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
                ip0, min(ip0 + ib_panels, npa), jp0, min(jp0 + jb_panels, npb),
-               bias, bias_axis, relu)
+               bias, bias_axis, relu, mr_, nr_)
 
 
 def _split(m, n, itemsize, nthreads):
@@ -229,7 +233,7 @@ def run(a, b, m, n, k, out, bias=None, bias_axis=1, relu=False):
     c, c_off, (ldc, _) = _runtime.flat(target)
     bias_axis = -1 if bias is None else int(bias_axis)
     _runtime.launch(_gemm, *a, *b, c, c_off, ldc, m, n, k, _runtime.vector(bias, out.dtype),
-                    bias_axis, bool(relu), *_split(m, n, item, nthreads))
+                    bias_axis, bool(relu), *_split(m, n, item, nthreads), *tile(item))
     if target is not out:
         out[...] = target
 
