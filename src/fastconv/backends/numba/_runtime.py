@@ -7,6 +7,11 @@ one Numba type per dtype whatever its strides (C, Fortran, transposed,
 negative), so each kernel compiles once per dtype instead of once per
 layout combination.
 
+Indexing: a Numba array indexed by an arbitrary signed integer gets a
+negative-index wraparound select, which stops LLVM from vectorising the
+loop; inner loops therefore index a row view (a slice) by their own loop
+counter, which LLVM knows is non-negative.
+
 Caching: every kernel is compiled with cache=True.  Numba writes the cache
 next to this file (__pycache__) when that directory is writable and
 otherwise, e.g. in a read-only site-packages, falls back on its own to the

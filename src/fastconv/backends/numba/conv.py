@@ -63,6 +63,7 @@ def _direct(xp, w, bias, has_bias, relu, y, n_, c, hp, wp, k, kh, kw, oh, ow,
     y: output (N, K, OH, OW); all flat and contiguous."""
     cg = c // groups
     kg = k // groups
+    zero = _gemm.zero_of(y)
     for task in numba.prange(n_ * k * oh):
         oy = task % oh
         ko = (task // oh) % k
@@ -75,21 +76,18 @@ def _direct(xp, w, bias, has_bias, relu, y, n_, c, hp, wp, k, kh, kw, oh, ow,
                 row = plane + (oy * sh + i * dh) * wp
                 for j in range(kw):
                     wv = w[((ko * cg + ci) * kh + i) * kw + j]
-                    start = row + j * dw
+                    xrow = xp[row + j * dw:]  # a row view vectorises (see _runtime)
                     if sw == 1:
                         for ox in range(ow):
-                            acc[ox] += wv * xp[start + ox]
+                            acc[ox] += wv * xrow[ox]
                     else:
                         for ox in range(ow):
-                            acc[ox] += wv * xp[start + ox * sw]
-        at = task * ow
+                            acc[ox] += wv * xrow[ox * sw]
+        yrow = y[task * ow:(task + 1) * ow]
+        b = bias[ko] if has_bias else zero
         for ox in range(ow):
-            v = acc[ox]
-            if has_bias:
-                v += bias[ko]
-            if relu and v < 0:
-                v = 0
-            y[at + ox] = v
+            v = acc[ox] + b
+            yrow[ox] = zero if relu and v < zero else v
 
 
 def _direct_conv(x, weight, bias, p, out, relu):

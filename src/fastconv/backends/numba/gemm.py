@@ -1,7 +1,8 @@
 """Packed, blocked GEMM (the BLIS structure) on the micro-kernel in ukernel.py.
 
-C is split into blocks (rows x columns), one task per block, all in a single
-parallel region (one prange: no barriers between packing and compute):
+C is split into blocks (rows x columns) that each pack their own panels, so
+a call is a single parallel region (no barriers between packing and
+compute); each thread takes a contiguous run of blocks.  Per block:
 
     for pc in k by KC:
       pack the block's columns of B[pc] into NR-wide panels (KC x NCB, L2)
@@ -16,6 +17,7 @@ tiles that stick out of C go to a small buffer and are copied in.
 """
 import numba
 import numba.extending
+import numba.np.numpy_support
 import numpy as np
 
 from . import _runtime
@@ -33,6 +35,16 @@ def blocking(itemsize):
 
 def blocking_of(arr):
     return blocking(arr.dtype.itemsize)
+
+
+def zero_of(arr):
+    return arr.dtype.type(0)
+
+
+@numba.extending.overload(zero_of)
+def _zero_of(arr):
+    zero = numba.np.numpy_support.as_dtype(arr.dtype).type(0)
+    return lambda arr: zero
 
 
 @numba.extending.overload(blocking_of)
@@ -58,8 +70,10 @@ def _pack_matrix(src, off, s_pix, s_q, npix, pix0, q0, kc, width, dst, at):
     if s_pix == 1:
         for p in range(kc):
             row = off + (q0 + p) * s_q + pix0
+            src_row = src[row:row + valid]
+            dst_row = dst[at + p * width:at + p * width + valid]
             for t in range(valid):
-                dst[at + p * width + t] = src[row + t]
+                dst_row[t] = src_row[t]
     elif abs(s_q) < abs(s_pix):  # walk the source along its smaller stride
         for t in range(valid):
             col = off + (pix0 + t) * s_pix + q0 * s_q
@@ -117,29 +131,31 @@ def _pack(src, off, s_pix, s_q, geom, npix, pix0, q0, kc, width, dst, at):
 def _finish_tile(c, at, ldc, rows, cols, i0, j0, bias, bias_axis, relu):
     """Bias (per row for bias_axis 0, per column for 1, none for -1), then
     ReLU written as x < 0 ? 0 : x so that NaN passes through."""
+    zero = zero_of(c)
+    bias_row = bias[j0:j0 + cols] if bias_axis == 1 else bias[:0]
     for i in range(rows):
-        row = at + i * ldc
-        for j in range(cols):
-            v = c[row + j]
-            if bias_axis == 0:
-                v += bias[i0 + i]
-            elif bias_axis == 1:
-                v += bias[j0 + j]
-            if relu and v < 0:
-                v = 0
-            c[row + j] = v
+        crow = c[at + i * ldc:at + i * ldc + cols]  # see _runtime: row views vectorise
+        if bias_axis == 0:
+            bi = bias[i0 + i]
+            for j in range(cols):
+                crow[j] += bi
+        elif bias_axis == 1:
+            for j in range(cols):
+                crow[j] += bias_row[j]
+        if relu:
+            for j in range(cols):
+                v = crow[j]
+                crow[j] = zero if v < zero else v
 
 
 @numba.njit(**_runtime.JIT)
 def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
-           ip0, ip1, jp0, jp1, bias, bias_axis, relu, mr_, nr_):
-    """C rows of A micro-panels ip0..ip1 by columns of B micro-panels jp0..jp1.
-    mr_, nr_ are MR, NR as run-time values for the packing calls."""
+           ip0, ip1, jp0, jp1, bias, bias_axis, relu, mr_, nr_, ap, bp, spill):
+    """C rows of A micro-panels ip0..ip1 by columns of B micro-panels jp0..jp1,
+    packing into this thread's buffers ap, bp, spill.  mr_, nr_ are MR, NR
+    as run-time values for the packing calls."""
     mr, nr = tile_of(c)
     kcmax = blocking_of(c)[0]
-    bp = np.empty((jp1 - jp0) * nr * kcmax, c.dtype)
-    ap = np.empty(2 * mr * kcmax, c.dtype)
-    spill = np.empty(mr * nr, c.dtype)
     fused = bias_axis >= 0 or relu
     for pc in range(0, k, kcmax):
         kc = min(kcmax, k - pc)
@@ -164,31 +180,43 @@ def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc
                             at if full else 0, ldc if full else nr, accumulate and full)
                 if not full:
                     for i in range(rows):
+                        crow = c[at + i * ldc:at + i * ldc + cols]
+                        srow = spill[i * nr:i * nr + cols]
                         for j in range(cols):
-                            v = spill[i * nr + j]
-                            if accumulate:
-                                v += c[at + i * ldc + j]
-                            c[at + i * ldc + j] = v
+                            crow[j] = crow[j] + srow[j] if accumulate else srow[j]
                 if epilogue:
                     _finish_tile(c, at, ldc, rows, cols, i0, j0, bias, bias_axis, relu)
 
 
 @numba.njit(**_runtime.PARALLEL_JIT)
 def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
-          bias, bias_axis, relu, n_ib, n_jb, mr_, nr_):
+          bias, bias_axis, relu, n_ib, n_jb, mr_, nr_, nthreads):
     mr, nr = tile_of(c)
     npa = (m + mr - 1) // mr
     npb = (n + nr - 1) // nr
     ib_panels = (npa + n_ib - 1) // n_ib
     jb_panels = (npb + n_jb - 1) // n_jb
-    for blk in numba.prange(n_ib * n_jb):
-        ib = blk % n_ib
-        jb = blk // n_ib
-        ip0 = min(ib * ib_panels, npa)
-        jp0 = min(jb * jb_panels, npb)
-        _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
-               ip0, min(ip0 + ib_panels, npa), jp0, min(jp0 + jb_panels, npb),
-               bias, bias_axis, relu, mr_, nr_)
+    # One prange iteration per thread, each with its packing buffers and a
+    # contiguous run of blocks (allocated once per call: a fresh large
+    # allocation per block costs page faults comparable to a small GEMM).
+    kc = min(k, blocking_of(c)[0])
+    a_size, b_size = 2 * mr * kc, jb_panels * nr * kc
+    per_thread = a_size + b_size + mr * nr
+    buffers = np.empty(nthreads * per_thread, c.dtype)
+    n_blocks = n_ib * n_jb
+    for t in numba.prange(nthreads):
+        mine = buffers[t * per_thread:(t + 1) * per_thread]
+        ap = mine[:a_size]
+        bp = mine[a_size:a_size + b_size]
+        spill = mine[a_size + b_size:]
+        for blk in range(t * n_blocks // nthreads, (t + 1) * n_blocks // nthreads):
+            ib = blk % n_ib
+            jb = blk // n_ib
+            ip0 = min(ib * ib_panels, npa)
+            jp0 = min(jb * jb_panels, npb)
+            _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
+                   m, n, k, ip0, min(ip0 + ib_panels, npa), jp0, min(jp0 + jb_panels, npb),
+                   bias, bias_axis, relu, mr_, nr_, ap, bp, spill)
 
 
 def _split(m, n, itemsize, nthreads):
@@ -233,7 +261,7 @@ def run(a, b, m, n, k, out, bias=None, bias_axis=1, relu=False):
     c, c_off, (ldc, _) = _runtime.flat(target)
     bias_axis = -1 if bias is None else int(bias_axis)
     _runtime.launch(_gemm, *a, *b, c, c_off, ldc, m, n, k, _runtime.vector(bias, out.dtype),
-                    bias_axis, bool(relu), *_split(m, n, item, nthreads), *tile(item))
+                    bias_axis, bool(relu), *_split(m, n, item, nthreads), *tile(item), nthreads)
     if target is not out:
         out[...] = target
 

@@ -87,6 +87,18 @@ def microkernel(typingctx, ap, a_off, bp, b_off, kc, c, c_off, ldc, accumulate):
             ptr = builder.bitcast(builder.gep(base, [index]), vty.as_pointer())
             return builder.load(ptr, align=itemsize)
 
+        # Prefetch the C tile for writing before the k loop, so that its
+        # cache misses overlap the FMAs instead of stalling the final stores.
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+        for i in range(mr):
+            c_i = builder.gep(c0, [builder.mul(ldc_, ir.Constant(intp, i))])
+            for line in range(0, nr * itemsize, 64):
+                ptr = builder.bitcast(builder.gep(c_i, [ir.Constant(intp, line // itemsize)]), i8p)
+                builder.call(prefetch, [ptr, i32(1), i32(3), i32(1)])
+
         entry = builder.basic_block
         loop = builder.append_basic_block("uk.loop")
         done = builder.append_basic_block("uk.done")
