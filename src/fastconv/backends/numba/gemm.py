@@ -10,7 +10,7 @@ compute); each thread takes a contiguous run of blocks.  Per block:
         pack A[rows, pc] into one MR-tall panel (MR x KC, L1)
         for each B micro-panel:
           micro-kernel: C tile (=|+=) A panel x B panel
-          on the last KC block: bias and ReLU while the tile is hot
+          on the last KC block: bias and ReLU in registers before the store
 
 Panels are zero-padded, so the micro-kernel always computes a whole tile;
 tiles that stick out of C go to a small buffer and are copied in.
@@ -156,11 +156,10 @@ def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc
     as run-time values for the packing calls."""
     mr, nr = tile_of(c)
     kcmax = blocking_of(c)[0]
-    fused = bias_axis >= 0 or relu
     for pc in range(0, k, kcmax):
         kc = min(kcmax, k - pc)
         accumulate = pc > 0
-        epilogue = fused and pc + kc == k
+        last = pc + kc == k
         for jp in range(jp0, jp1):
             _pack(b, b_off, sb1, sb0, b_geom, n, jp * nr, pc, kc, nr_, bp, (jp - jp0) * nr * kc)
         for ip in range(ip0, ip1):
@@ -174,17 +173,22 @@ def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc
                 j0 = jp * nr
                 cols = min(nr, n - j0)
                 at = c_off + i0 * ldc + j0
+                # One micro-kernel call site: a tile sticking out of C is
+                # computed into `spill` and copied in below.
                 full = rows == mr and cols == nr
-                # One call site for the micro-kernel: edge tiles go to `spill`.
+                epilogue = last and full
                 microkernel(ap, a_at, bp, (jp - jp0) * nr * kc, kc, c if full else spill,
-                            at if full else 0, ldc if full else nr, accumulate and full)
-                if not full:
-                    for i in range(rows):
-                        crow = c[at + i * ldc:at + i * ldc + cols]
-                        srow = spill[i * nr:i * nr + cols]
-                        for j in range(cols):
-                            crow[j] = crow[j] + srow[j] if accumulate else srow[j]
-                if epilogue:
+                            at if full else 0, ldc if full else nr, accumulate and full,
+                            bias, i0 if bias_axis == 0 else j0,
+                            bias_axis if epilogue else -1, relu and epilogue)
+                if full:
+                    continue
+                for i in range(rows):
+                    crow = c[at + i * ldc:at + i * ldc + cols]
+                    srow = spill[i * nr:i * nr + cols]
+                    for j in range(cols):
+                        crow[j] = crow[j] + srow[j] if accumulate else srow[j]
+                if last and (bias_axis >= 0 or relu):
                     _finish_tile(c, at, ldc, rows, cols, i0, j0, bias, bias_axis, relu)
 
 

@@ -50,12 +50,18 @@ def _tile_of(arr):
 
 
 @intrinsic
-def microkernel(typingctx, ap, a_off, bp, b_off, kc, c, c_off, ldc, accumulate):
-    """c[c_off + i*ldc + j] (+)= sum_p ap[a_off + p*MR + i] * bp[b_off + p*NR + j]
-    for i < MR, j < NR: MR-tall packed A panel times NR-wide packed B panel.
-    ap, bp, c: 1-D contiguous arrays of one float dtype; the rest integers
-    (accumulate: boolean).  The caller guarantees every index is in range."""
-    sig = types.void(ap, a_off, bp, b_off, kc, c, c_off, ldc, accumulate)
+def microkernel(typingctx, ap, a_off, bp, b_off, kc, c, c_off, ldc, accumulate,
+                bias, bias_off, bias_axis, relu):
+    """The MR x NR tile T = sum_p ap[a_off + p*MR + i] * bp[b_off + p*NR + j]
+    (an MR-tall packed A panel times an NR-wide packed B panel), stored as
+        c[c_off + i*ldc + j] = (c[...] if accumulate else 0) + T[i, j]
+            (+ bias[bias_off + i] if bias_axis == 0, + bias[bias_off + j] if 1)
+            (then x < 0 ? 0 : x if relu; NaN passes)
+    ap, bp, c, bias: 1-D contiguous arrays of one float dtype; accumulate and
+    relu booleans; the rest integers.  The caller guarantees every index is
+    in range."""
+    sig = types.void(ap, a_off, bp, b_off, kc, c, c_off, ldc, accumulate,
+                     bias, bias_off, bias_axis, relu)
 
     def codegen(context, builder, sig, args):
         aty = sig.args[0]
@@ -138,20 +144,46 @@ def microkernel(typingctx, ap, a_off, bp, b_off, kc, c, c_off, ldc, accumulate):
                 phi.add_incoming(new[i][v], loop)
                 row.append(phi)
             final.append(row)
-        add = context.cast(builder, args[8], sig.args[8], types.boolean)
+        # The epilogue works on stack slots, which LLVM promotes back to
+        # registers: the branches below are taken once per tile.
+        slots = [[cgutils.alloca_once_value(builder, final[i][v]) for v in range(nv)]
+                 for i in range(mr)]
         ptrs = [[builder.bitcast(builder.gep(c0, [builder.add(
             builder.mul(ldc_, ir.Constant(intp, i)), ir.Constant(intp, v * vw))]), vty.as_pointer())
             for v in range(nv)] for i in range(mr)]
-        with builder.if_else(add) as (then, otherwise):
-            with then:
+
+        def update(i, v, fn):
+            builder.store(fn(builder.load(slots[i][v])), slots[i][v])
+
+        with builder.if_then(context.cast(builder, args[8], sig.args[8], types.boolean)):
+            for i in range(mr):
+                for v in range(nv):
+                    old = builder.load(ptrs[i][v], align=itemsize)
+                    update(i, v, lambda x: builder.fadd(x, old))
+        bias0 = builder.gep(data(9), [as_intp(10)])
+        axis = as_intp(11)
+        with builder.if_then(builder.icmp_signed("==", axis, ir.Constant(intp, 0))):
+            for i in range(mr):
+                b_i = builder.load(builder.gep(bias0, [ir.Constant(intp, i)]), align=itemsize)
+                b_i = builder.insert_element(ir.Constant(vty, ir.Undefined), b_i,
+                                             ir.Constant(ir.IntType(32), 0))
+                b_i = builder.shuffle_vector(b_i, ir.Constant(vty, ir.Undefined), splat_mask)
+                for v in range(nv):
+                    update(i, v, lambda x: builder.fadd(x, b_i))
+        with builder.if_then(builder.icmp_signed("==", axis, ir.Constant(intp, 1))):
+            for v in range(nv):
+                b_v = vload(bias0, ir.Constant(intp, v * vw))
                 for i in range(mr):
-                    for v in range(nv):
-                        old = builder.load(ptrs[i][v], align=itemsize)
-                        builder.store(builder.fadd(old, final[i][v]), ptrs[i][v], align=itemsize)
-            with otherwise:
-                for i in range(mr):
-                    for v in range(nv):
-                        builder.store(final[i][v], ptrs[i][v], align=itemsize)
+                    update(i, v, lambda x: builder.fadd(x, b_v))
+        with builder.if_then(context.cast(builder, args[12], sig.args[12], types.boolean)):
+            for i in range(mr):
+                for v in range(nv):
+                    # Ordered x < 0 is false for NaN, so NaN is kept.
+                    update(i, v, lambda x: builder.select(builder.fcmp_ordered("<", x, zero),
+                                                          zero, x))
+        for i in range(mr):
+            for v in range(nv):
+                builder.store(builder.load(slots[i][v]), ptrs[i][v], align=itemsize)
         return context.get_dummy_value()
 
     return sig, codegen
