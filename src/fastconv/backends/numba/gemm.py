@@ -93,30 +93,44 @@ def _pack_matrix(src, off, s_pix, s_q, npix, pix0, q0, kc, width, dst, at):
 def _pack_patches(x, off, geom, npix, pix0, q0, kc, width, dst, at):
     ow, r0, sh, sw, dh, dw, pt, pl, kh, kw, h, w, sxc, sxh, sxw = geom
     valid = min(width, npix - pix0)
-    oy0 = r0 + pix0 // ow
-    ox0 = pix0 % ow
     for p in range(kc):
         q = q0 + p
         c = q // (kh * kw)
         i = (q // kw) % kh
         j = q % kw
-        base = off + c * sxc
-        row = at + p * width
-        oy = oy0
-        ox = ox0
-        for t in range(valid):
+        shift = j * dw - pl           # ix = ox * sw + shift
+        ox_lo = -((shift) // sw)      # first ox with ix >= 0: ceil(-shift / sw)
+        ox_hi = (w - 1 - shift) // sw + 1 if w - 1 - shift >= 0 else 0
+        dst_row = dst[at + p * width:at + (p + 1) * width]
+        dst_row[valid:] = 0
+        # The panel's pixels, one output row (segment) at a time: within a
+        # segment the taps read one input row, in bounds from ox_lo to ox_hi.
+        t = 0
+        oy = r0 + (pix0 // ow)
+        ox = pix0 % ow
+        while t < valid:
+            seg = min(valid - t, ow - ox)
             iy = oy * sh - pt + i * dh
-            ix = ox * sw - pl + j * dw
-            if 0 <= iy < h and 0 <= ix < w:
-                dst[row + t] = x[base + iy * sxh + ix * sxw]
-            else:
-                dst[row + t] = 0
-            ox += 1
-            if ox == ow:
-                ox = 0
-                oy += 1
-        for t in range(valid, width):
-            dst[row + t] = 0
+            lo = min(max(ox, ox_lo), ox + seg)
+            hi = max(min(ox + seg, ox_hi), lo)
+            if iy < 0 or iy >= h:
+                lo = hi = ox + seg
+            dst_row[t:t + lo - ox] = 0
+            dst_row[t + hi - ox:t + seg] = 0
+            if hi > lo:
+                out = dst_row[t + lo - ox:t + hi - ox]
+                start = off + c * sxc + iy * sxh + (lo * sw + shift) * sxw
+                step = sw * sxw
+                if step == 1:
+                    src = x[start:start + hi - lo]
+                    for u in range(hi - lo):
+                        out[u] = src[u]
+                else:
+                    for u in range(hi - lo):
+                        out[u] = x[start + u * step]
+            t += seg
+            ox = 0
+            oy += 1
 
 
 @numba.njit(**_runtime.JIT)
