@@ -1,7 +1,7 @@
 """The Numba backend: the same operations as the C backend, written in Numba.
 
-gemm.py     packed, blocked GEMM (BLIS structure) with fused bias/ReLU
-ukernel.py  its register-blocked micro-kernel (an @intrinsic emitting LLVM IR)
+gemm.py     packed, blocked GEMM (BLIS structure) with fused bias/ReLU, on a
+            register-blocked micro-kernel (an @intrinsic emitting LLVM IR)
 conv.py     im2col fused into the GEMM's packing, and direct convolution
 _runtime.py compile options, operand views, threads and launch
 """

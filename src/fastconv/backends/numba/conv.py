@@ -58,12 +58,11 @@ def _im2col(x, weight, bias, p, out, workspace_bytes, relu):
 
 @numba.njit(**_runtime.PARALLEL_JIT)
 def _direct(xp, w, bias, has_bias, relu, y, n_, c, hp, wp, k, kh, kw, oh, ow,
-            sh, sw, dh, dw, groups):
+            sh, sw, dh, dw, groups, zero):
     """xp: zero-padded input (N, C, Hp, Wp); w: (K, C/groups, kh, kw);
-    y: output (N, K, OH, OW); all flat and contiguous."""
+    y: output (N, K, OH, OW); all flat and contiguous.  zero: 0 in their dtype."""
     cg = c // groups
     kg = k // groups
-    zero = _gemm.zero_of(y)
     for task in numba.prange(n_ * k * oh):
         oy = task % oh
         ko = (task // oh) % k
@@ -100,7 +99,7 @@ def _direct_conv(x, weight, bias, p, out, relu):
     _runtime.launch(_direct, xp.reshape(-1), np.ascontiguousarray(weight).reshape(-1),
                     _runtime.vector(bias, x.dtype), bias is not None, bool(relu), y.reshape(-1),
                     p.n, p.c, hp, wp, p.k, p.kh, p.kw, p.oh, p.ow, p.stride[0], p.stride[1],
-                    p.dilation[0], p.dilation[1], p.groups)
+                    p.dilation[0], p.dilation[1], p.groups, x.dtype.type(0))
     if y is not out:
         out[...] = y.transpose(0, 2, 3, 1)
 
