@@ -81,12 +81,17 @@ int fc_probe_fma(const char *isa, int threads, double *gflops)
     fc_fma_loop loop = fma_loop_for(isa);
     if (loop == NULL || threads < 1 || gflops == NULL)
         return FC_EINVAL;
-    /* Grow the loop until one run takes 20 ms (thread start-up is then
-     * negligible), then keep the best of three runs of that length. */
+    /* Size the loop on this thread alone until one run takes 20 ms (a
+     * stalled thread start on a busy machine cannot cut the sizing short),
+     * then keep the best of three runs of that length on all threads. */
     int64_t iters = 1 << 12;
+    float sink = 1.0f; /* the loops live in other files: their calls stay */
+    for (double t0 = omp_get_wtime(); iters < ((int64_t)1 << 40); iters *= 2, t0 = omp_get_wtime()) {
+        loop(iters, &sink);
+        if (omp_get_wtime() - t0 >= 0.02)
+            break;
+    }
     double seconds = 0, best = 0;
-    while (fma_rate(loop, iters, threads, &seconds), seconds < 0.02 && iters < ((int64_t)1 << 40))
-        iters *= 2;
     for (int rep = 0; rep < 3; rep++) {
         double rate = fma_rate(loop, iters, threads, &seconds);
         best = rate > best ? rate : best;

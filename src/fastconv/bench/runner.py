@@ -1,0 +1,166 @@
+"""Run a suite: every implementation of every layer, timed side by side.
+
+Timing method (the same for fastconv and its peers): each implementation is
+called twice untimed (first-call costs: JIT, plan, pages; once if a call
+takes over 0.25 s), then timed in rounds.  In a round every implementation runs one block of back-to-back
+calls, its own block, the order reversed every other round so no one always
+runs first or last after another's cache footprint.  A row's time is the
+median over rounds of the block's time per call.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .. import api, lower
+from . import machine, peers as _peers
+
+
+@dataclass
+class Impl:
+    backend: str             # "c", "numba", or a peer: "numpy", "torch", "onnxruntime"
+    algorithm: str | None    # fastconv's requested algorithm; None for peers
+    runs: str | None         # what fastconv actually runs for it (lower.GemmPlan.algorithm)
+    fn: Callable[[], np.ndarray]
+
+    @property
+    def is_peer(self) -> bool:
+        return self.backend in _peers.PEERS
+
+    @property
+    def label(self) -> str:
+        return self.backend if self.algorithm is None else f"{self.backend}/{self.algorithm}"
+
+
+@dataclass
+class Settings:
+    backends: tuple = ("c",)
+    algorithms: tuple = ("auto",)
+    peers: tuple = ("numpy", "torch", "onnxruntime")
+    min_rounds: int = 3
+    max_rounds: int = 15
+    block_seconds: float = 0.02   # one block: back-to-back calls of one implementation
+    entry_seconds: float = 1.5    # stop adding rounds past this, once min_rounds are done
+
+
+def make_arrays(entry, batch: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    normal = lambda shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32)
+    if entry.kind == "gemm":
+        return normal((entry.m, entry.k)), normal((entry.k, entry.n), 1 / math.sqrt(entry.k))
+    fan_in = entry.c // entry.groups * entry.kh * entry.kw
+    x = normal((batch, entry.c, entry.h, entry.w))
+    w = normal((entry.k, entry.c // entry.groups, entry.kh, entry.kw), 1 / math.sqrt(fan_in))
+    return x, w, normal((entry.k,))
+
+
+def fastconv_impls(entry, arrays, settings: Settings):
+    out = []
+    for be in settings.backends:
+        if entry.kind == "gemm":
+            a, b = arrays
+            out.append(Impl(be, "gemm", "gemm", lambda be=be: api.matmul(a, b, backend=be)))
+            continue
+        x, w, bias = arrays
+        for algo in settings.algorithms:
+            plan = lower.conv2d(x.shape, w.shape, entry.stride, entry.pad, 1, entry.groups,
+                                algorithm=algo)
+            out.append(Impl(be, algo, plan.algorithm, lambda be=be, algo=algo: api.conv2d(
+                x, w, bias, entry.stride, entry.pad, 1, entry.groups, algorithm=algo, backend=be)))
+    return out
+
+
+def peer_impls(entry, arrays, settings: Settings, threads: int, note: Callable[[str], None]):
+    out = []
+    for peer in settings.peers:
+        if not _peers.supports(peer, entry.kind):
+            continue
+        try:
+            fn = (_peers.gemm(peer, *arrays, threads) if entry.kind == "gemm"
+                  else _peers.conv(peer, entry, *arrays, threads))
+        except _peers.PeerUnavailable as exc:
+            note(f"skipping {peer}: {exc}")
+            continue
+        out.append(Impl(peer, None, None, fn))
+    return out
+
+
+def agree(result: np.ndarray, reference: np.ndarray) -> bool:
+    """Loose agreement of float32 results from different summation orders; a
+    wrong kernel misses by far more."""
+    if result.shape != reference.shape:
+        return False
+    scale = float(np.abs(reference).max()) if reference.size else 0.0
+    return bool(np.allclose(result, reference, rtol=1e-3, atol=1e-3 * max(scale, 1e-30)))
+
+
+def time_impls(impls, settings: Settings, clock=time.perf_counter):
+    """{label: [seconds per call, one per round]} and {label: output of the last warm-up}."""
+    outputs, reps = {}, {}
+    for impl in impls:
+        t0 = clock()
+        outputs[impl.label] = impl.fn()
+        once = clock() - t0
+        if once < 0.25:  # a second warm-up gives a call time free of first-call costs
+            t0 = clock()
+            impl.fn()
+            once = clock() - t0
+        reps[impl.label] = max(1, min(10_000, round(settings.block_seconds / max(once, 1e-7))))
+    times = {impl.label: [] for impl in impls}
+    start = clock()
+    for rnd in range(settings.max_rounds):
+        if rnd >= settings.min_rounds and clock() - start > settings.entry_seconds:
+            break
+        for impl in (impls if rnd % 2 == 0 else impls[::-1]):
+            n = reps[impl.label]
+            t0 = clock()
+            for _ in range(n):
+                impl.fn()
+            times[impl.label].append((clock() - t0) / n)
+    return times, outputs, reps
+
+
+def run_entry(entry, batch: int, threads: int, settings: Settings,
+              note: Callable[[str], None] = print) -> list[dict]:
+    """Time every implementation of one layer or GEMM; one row each."""
+    arrays = make_arrays(entry, batch)
+    impls = fastconv_impls(entry, arrays, settings) + \
+        peer_impls(entry, arrays, settings, threads, note)
+    times, outputs, reps = time_impls(impls, settings)
+    reference = next((outputs[i.label] for i in impls if i.is_peer), outputs[impls[0].label])
+    flops = entry.flops(batch)
+    nbytes = entry.min_bytes(batch)
+    roof = roofline(flops / nbytes, threads)
+    rows = []
+    for impl in impls:
+        seconds = statistics.median(times[impl.label])
+        gflops = flops / seconds * 1e-9
+        rows.append({
+            "suite": entry.suite, "layer": entry.name, "kind": entry.kind,
+            "shape": entry.describe(), "batch": batch if entry.kind == "conv" else None,
+            "threads": threads, "dtype": "float32",
+            "backend": impl.backend, "algorithm": impl.algorithm, "runs": impl.runs,
+            "ms": seconds * 1e3, "ms_min": min(times[impl.label]) * 1e3,
+            "rounds": len(times[impl.label]), "calls_per_round": reps[impl.label],
+            "flops": flops, "min_bytes": nbytes, "gflops": gflops,
+            "gbps": nbytes / seconds * 1e-9,
+            "bound": "memory" if roof < machine.peak(threads) else "compute",
+            "peak_fraction": gflops / roof,
+            "agrees": agree(outputs[impl.label], reference),
+        })
+    peer_ms = [r["ms"] for r in rows if r["backend"] in _peers.PEERS]
+    best = min(peer_ms) if peer_ms else None
+    for r in rows:
+        r["vs_best_peer"] = best / r["ms"] if best else None
+    return rows
+
+
+def roofline(intensity: float, threads: int) -> float:
+    """Attainable GFLOP/s at `intensity` flop/byte: the FMA peak, or the read
+    bandwidth times the intensity where that is lower."""
+    return min(machine.peak(threads), machine.read_bandwidth(threads) * intensity)
