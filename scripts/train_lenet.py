@@ -41,11 +41,33 @@ def shifted(x: torch.Tensor, gen: torch.Generator, max_shift: int) -> torch.Tens
     return out
 
 
+def off_centre(x: torch.Tensor, n: int, gen: torch.Generator, min_offset: int) -> torch.Tensor:
+    """n windows that are not centred on a digit: 28x28 crops of a 3x3 block of
+    random digits (some cells blank), offset from the centre cell by at least
+    `min_offset` pixels along some axis.  The net learns to answer these with
+    a uniform distribution, so a fully convolutional pass over a page of digits
+    is confident only where a window sits on a digit."""
+    cells = x[torch.randint(len(x), (n, 9), generator=gen), 0]          # (n, 9, 28, 28)
+    cells = cells * (torch.rand(n, 9, 1, 1, generator=gen) > 0.2)
+    blocks = cells.reshape(n, 3, 3, 28, 28).permute(0, 1, 3, 2, 4).reshape(n, 84, 84)
+    out = torch.empty(n, 1, 28, 28)
+    for i in range(n):
+        while True:
+            dy, dx = torch.randint(-14, 15, (2,), generator=gen).tolist()
+            if max(abs(dy), abs(dx)) >= min_offset:
+                break
+        out[i, 0] = blocks[i, 28 + dy:56 + dy, 28 + dx:56 + dx]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shift", type=int, default=1, help="random shift augmentation (pixels)")
+    ap.add_argument("--min-offset", type=int, default=5,
+                    help="off-centre windows (trained towards a uniform answer) are at least "
+                         "this far from a digit's centre")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -64,6 +86,9 @@ def main() -> None:
             idx = order[i:i + 64]
             loss = tnn.functional.cross_entropy(
                 model(shifted(x_train[idx], gen, args.shift)), y_train[idx])
+            uniform = torch.full((len(idx), 10), 0.1)
+            loss = loss + tnn.functional.cross_entropy(
+                model(off_centre(x_train, len(idx), gen, args.min_offset)), uniform)
             opt.zero_grad()
             loss.backward()
             opt.step()
