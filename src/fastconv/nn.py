@@ -360,7 +360,7 @@ def to_fully_convolutional(model: Sequential, input_shape) -> Sequential:
             else:
                 raise ValueError(f"to_fully_convolutional: Flatten before {layer!r} takes a "
                                  f"{flat_from} input, not a (C, H, W) map")
-            layers.append(Conv2d(fc_to_conv(layer.weight, chw), layer.bias))
+            layers.append(Conv2d(_as_conv_weight(layer, chw), layer._bias))
             flat_from = ()  # later Linears see a vector: 1x1 convs
         elif flat_from is not None and not isinstance(layer, (ReLU, PReLU, Softmax)):
             raise ValueError(f"to_fully_convolutional: cannot convert {layer!r} after Flatten")
@@ -370,6 +370,14 @@ def to_fully_convolutional(model: Sequential, input_shape) -> Sequential:
     if flat_from is None:
         raise ValueError("to_fully_convolutional: model has no Flatten; it already is one")
     return Sequential(*layers)
+
+
+def _as_conv_weight(linear: Linear, chw):
+    """fc_to_conv of a Linear's weight; still lazy if the weight is not made yet."""
+    if isinstance(linear._weight, Lazy):
+        return Lazy((linear.weight_shape[0],) + tuple(chw), linear._weight.dtype,
+                    lambda: fc_to_conv(linear.weight, chw))
+    return fc_to_conv(linear.weight, chw)
 
 
 @dataclass(frozen=True)
