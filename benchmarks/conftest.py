@@ -68,16 +68,21 @@ def blas_threads(threads):
 @pytest.fixture
 def measure(benchmark, request):
     """measure(entry, fn, batch) -> fn's result: times fn in `entry`'s group and
-    records GFLOP/s (and GB/s) in extra_info."""
+    records GFLOP/s and GB/s (of the bytes any implementation must move) in
+    extra_info.  Keywords group=, flops=, nbytes= stand in for an entry."""
     rounds = request.config.getoption("fc_rounds")
 
-    def run(entry, fn, batch=1):
-        benchmark.group = entry.id + (f" batch {batch}" if entry.kind == "conv" else "")
+    def run(entry, fn, batch=1, *, group=None, flops=None, nbytes=None):
+        if entry is not None:
+            group = entry.id + (f" batch {batch}" if entry.kind == "conv" else "")
+            flops, nbytes = entry.flops(batch), entry.min_bytes(batch)
+        benchmark.group = group
         result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
         stats = getattr(benchmark, "stats", None)
         if stats is not None and not benchmark.disabled:
             seconds = stats.stats.median
-            benchmark.extra_info["gflops"] = entry.flops(batch) / seconds * 1e-9
-            benchmark.extra_info["gbps"] = entry.min_bytes(batch) / seconds * 1e-9
+            benchmark.extra_info["gflops"] = flops / seconds * 1e-9
+            if nbytes:
+                benchmark.extra_info["gbps"] = nbytes / seconds * 1e-9
         return result
     return run

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -109,9 +110,17 @@ def test_bad_arguments_are_usage_errors(capsys):
 
 
 def test_demo_without_demo_module_says_so(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "fastconv.demo", None)
+    monkeypatch.setitem(sys.modules, "fastconv.demo", None)   # importing it now fails
     code, out, err = run(capsys, "demo")
     assert code == 1 and "no demo module" in err and "Traceback" not in err
+
+
+def test_demo_passes_its_arguments_on(monkeypatch):
+    seen = []
+    fake = types.ModuleType("fastconv.demo")
+    fake.main = lambda argv: seen.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "fastconv.demo", fake)
+    assert cli.main(["demo", "--quick"]) == 0 and seen == [["--quick"]]
 
 
 def test_python_dash_m_entry_point():

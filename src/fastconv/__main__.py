@@ -1,4 +1,5 @@
 """python -m fastconv info | bench | demo  (see --help of each)."""
+import importlib
 import sys
 
 USAGE = """usage: python -m fastconv {info,bench,demo} [options]
@@ -10,14 +11,14 @@ USAGE = """usage: python -m fastconv {info,bench,demo} [options]
 
 def demo(argv) -> int:
     try:
-        from fastconv import demo as _demo
+        demo_module = importlib.import_module("fastconv.demo")
     except ModuleNotFoundError as exc:
         if exc.name != "fastconv.demo":
             raise
         print("python -m fastconv demo: this fastconv has no demo module (fastconv.demo)",
               file=sys.stderr)
         return 1
-    return _demo.main(argv) or 0
+    return demo_module.main(argv) or 0
 
 
 def main(argv=None) -> int:
