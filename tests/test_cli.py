@@ -183,7 +183,31 @@ def test_interleaved_rounds_alternate_order():
 
 
 def test_summary_is_a_geometric_mean():
-    rows = [{"backend": "c", "algorithm": "auto", "threads": 2, "batch": 1, "vs_best_peer": v,
-             "peak_fraction": f} for v, f in ((0.5, 0.25), (2.0, 1.0))]
+    rows = [{"kind": "conv", "backend": "c", "algorithm": "auto", "threads": 2, "batch": 1,
+             "vs_best_peer": v, "peak_fraction": f} for v, f in ((0.5, 0.25), (2.0, 1.0))]
     line, = report.summary(rows)
     assert "1.00x over 2" in line and "worst 0.50x" in line and "50% of peak" in line
+
+
+def test_full_size_conv_is_also_timed_as_its_fc_layer():
+    fc6 = next(l for l in suites.VGG16 if l.name == "fc6").reduced()
+    settings = runner.Settings(backends=("c", "numba"), peers=(), min_rounds=1, max_rounds=1,
+                               entry_seconds=0)
+    rows = runner.run_entry(fc6, 2, 1, settings, note=print)
+    assert [(r["backend"], r["algorithm"], r["runs"]) for r in rows] == [
+        ("c", "auto", "gemm"), ("c", "linear", "gemm"),
+        ("numba", "auto", "gemm"), ("numba", "linear", "gemm")]
+    assert all(r["agrees"] for r in rows)
+
+
+def test_sliding_window_entry_compares_both_forms(capsys):
+    pytest.importorskip("fastconv.models")
+    entry = suites.SLIDING[0].reduced()
+    settings = runner.Settings(peers=(), min_rounds=1, max_rounds=1, entry_seconds=0)
+    rows = runner.run_entry(entry, 1, 1, settings, note=print)
+    assert [r["algorithm"] for r in rows] == ["fully-convolutional", "sliding-window"]
+    assert all(r["agrees"] for r in rows)
+    fcn, sliding = rows
+    assert sliding["flops"] > fcn["flops"] > 0   # overlapping windows share convolutions
+    line, = [l for l in report.summary(rows) if "sliding window" in l]
+    assert f"FLOP ratio {sliding['flops'] / fcn['flops']:.2f}x" in line

@@ -83,7 +83,7 @@ int fc_probe_fma(const char *isa, int threads, double *gflops)
         return FC_EINVAL;
     /* Size the loop on this thread alone until one run takes 20 ms (a
      * stalled thread start on a busy machine cannot cut the sizing short),
-     * then keep the best of three runs of that length on all threads. */
+     * then keep the best of five runs of that length on all threads. */
     int64_t iters = 1 << 12;
     float sink = 1.0f; /* the loops live in other files: their calls stay */
     for (double t0 = omp_get_wtime(); iters < ((int64_t)1 << 40); iters *= 2, t0 = omp_get_wtime()) {
@@ -92,7 +92,7 @@ int fc_probe_fma(const char *isa, int threads, double *gflops)
             break;
     }
     double seconds = 0, best = 0;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < 5; rep++) {
         double rate = fma_rate(loop, iters, threads, &seconds);
         best = rate > best ? rate : best;
     }

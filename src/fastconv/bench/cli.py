@@ -9,7 +9,7 @@ from importlib import metadata
 
 from ..config import get_num_threads, set_num_threads
 from ..backends import c as _c
-from . import machine, peers as _peers, plot as _plot, report, runner, suites
+from . import machine, networks, peers as _peers, plot as _plot, report, runner, suites
 
 ISAS = ("generic", "avx2", "avx512")
 
@@ -164,6 +164,9 @@ def bench(argv=None) -> int:
     command = "python -m fastconv bench " + " ".join(map(shlex.quote, argv[argv[:1] == ["bench"]:]))
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     entries = suites.suite(args.suite)
+    if any(e.kind == "network" for e in entries) and not networks.available():
+        print("note: skipping the whole-network entries: this build has no fastconv.models")
+        entries = tuple(e for e in entries if e.kind != "network")
     thread_counts = args.threads or (get_num_threads(),)
 
     peers = []

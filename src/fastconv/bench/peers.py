@@ -114,6 +114,19 @@ def _onnx_conv_session(layer, x, weight, bias, threads):
                                 providers=["CPUExecutionProvider"])
 
 
+def linear(peer: str, x, weight, bias, threads: int):
+    """A callable computing the FC layer x @ weight.T + bias with `peer` (torch only)."""
+    if peer != "torch":
+        raise PeerUnavailable(f"{peer} has no linear here")
+    torch = _import("torch", peer)
+    xt, wt, bt = (torch.from_numpy(a) for a in (x, weight, bias))
+
+    def run():
+        with torch.inference_mode():
+            return torch.nn.functional.linear(xt, wt, bt).numpy()
+    return run
+
+
 def gemm(peer: str, a, b, threads: int):
     """A callable computing a @ b with `peer`, returning an ndarray."""
     if peer == "numpy":

@@ -22,19 +22,27 @@ def _label(r):
 
 
 def _bars(ax, rows, peak):
-    entries = list(dict.fromkeys((r["suite"], r["layer"], r["batch"]) for r in rows))
-    impls = list(dict.fromkeys(_label(r) for r in rows))
-    value = {(r["suite"], r["layer"], r["batch"], _label(r)): r["gflops"] for r in rows}
-    width = 0.8 / len(impls)
+    key = lambda r: (r["suite"], r["layer"], r["batch"])
+    entries = list(dict.fromkeys(key(r) for r in rows))
+    colors = {impl: f"C{i % 10}" for i, impl in enumerate(dict.fromkeys(map(_label, rows)))}
+    labelled = set()
+    for x, entry in enumerate(entries):
+        present = [r for r in rows if key(r) == entry]
+        width = 0.8 / len(present)
+        for j, r in enumerate(present):
+            impl = _label(r)
+            ax.bar(x + (j - (len(present) - 1) / 2) * width, r["gflops"], width,
+                   color=colors[impl], hatch="//" if impl in _peers.PEERS else None,
+                   label=None if impl in labelled else impl)
+            labelled.add(impl)
     x = np.arange(len(entries))
-    for i, impl in enumerate(impls):
-        ys = [value.get(e + (impl,), 0.0) for e in entries]
-        hatch = "//" if impl in _peers.PEERS else None
-        ax.bar(x + (i - (len(impls) - 1) / 2) * width, ys, width, label=impl, hatch=hatch)
     ax.axhline(peak, color="k", linestyle="--", linewidth=1, label=f"FMA peak {peak:.0f}")
     ax.set_xticks(x)
     ax.set_xticklabels([f"{s}/{l}" + (f" b{b}" if b not in (None, 1) else "")
                         for s, l, b in entries], rotation=60, ha="right", fontsize=7)
+    positive = [r["gflops"] for r in rows if r["gflops"] > 0]
+    if positive and max(positive + [peak]) > 30 * min(positive):   # GEMVs next to 3x3 convs
+        ax.set_yscale("log")
     ax.set_ylabel("GFLOP/s (float32)")
     ax.legend(fontsize=7, ncol=2)
 

@@ -57,7 +57,7 @@ def geomean(values) -> float:
 def summary(rows) -> list[str]:
     """Per fastconv implementation and thread count: geometric mean over layers
     of best-peer time / fastconv time (> 1: fastconv is faster), and of % peak."""
-    lines = []
+    lines = _network_summary(rows)
     key = lambda r: (r["threads"], r["batch"] or 0, _label(r))
     mine = sorted((r for r in rows if r["backend"] not in _peers.PEERS), key=key)
     for (threads, batch, label), group in groupby(mine, key=key):
@@ -69,6 +69,21 @@ def summary(rows) -> list[str]:
         lines.append(f"geomean {label} ({threads} thread(s){b}): {ratio}"
                      f"{100 * geomean(r['peak_fraction'] for r in group):.0f}% of peak "
                      f"over {len(group)}")
+    return lines
+
+
+def _network_summary(rows) -> list[str]:
+    """Fully convolutional vs sliding window: the speedup next to the FLOP ratio."""
+    lines = []
+    for r in rows:
+        if r["kind"] == "network" and r["algorithm"] == "sliding-window":
+            fcn = next((f for f in rows if f["algorithm"] == "fully-convolutional" and
+                        (f["suite"], f["layer"], f["threads"], f["backend"]) ==
+                        (r["suite"], r["layer"], r["threads"], r["backend"])), None)
+            if fcn:
+                lines.append(f"{r['suite']}/{r['layer']} {r['backend']} ({r['threads']} "
+                             f"thread(s)): fully convolutional {r['ms'] / fcn['ms']:.2f}x faster "
+                             f"than the sliding window; FLOP ratio {r['flops'] / fcn['flops']:.2f}x")
     return lines
 
 
@@ -106,7 +121,7 @@ def markdown(rows, machine: dict, command: str, date: str) -> str:
     config = lambda r: (r["threads"], r["kind"], r["batch"])
     for (threads, kind, batch), group in groupby(sorted(rows, key=config), key=config):
         group = list(group)
-        what = "GEMM" if kind == "gemm" else f"Convolution, batch {batch}"
+        what = {"gemm": "GEMM", "network": "Whole networks"}.get(kind, f"Convolution, batch {batch}")
         out += [f"## {what}, {threads} thread(s)", "",
                 f"{machine['cpu']}, {threads} thread(s), {date}: `{command}`", "",
                 "| layer | shape | impl | runs | ms | GFLOP/s | GB/s | % peak | vs best peer |",

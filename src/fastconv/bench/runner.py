@@ -18,15 +18,18 @@ from typing import Callable
 import numpy as np
 
 from .. import api, lower
-from . import machine, peers as _peers
+from . import machine, networks, peers as _peers
 
 
 @dataclass
 class Impl:
     backend: str             # "c", "numba", or a peer: "numpy", "torch", "onnxruntime"
-    algorithm: str | None    # fastconv's requested algorithm; None for peers
+    algorithm: str | None    # fastconv's requested algorithm, "gemm" for matmul and
+                             # "linear" for a full-size conv run as its FC layer; None
+                             # for a peer's own conv or GEMM
     runs: str | None         # what fastconv actually runs for it (lower.GemmPlan.algorithm)
     fn: Callable[[], np.ndarray]
+    flops: int | None = None  # when it differs from the entry's (a whole-network form)
 
     @property
     def is_peer(self) -> bool:
@@ -49,6 +52,8 @@ class Settings:
 
 
 def make_arrays(entry, batch: int, seed: int = 0):
+    if entry.kind == "network":
+        return (networks.image(entry, seed),)
     rng = np.random.default_rng(seed)
     normal = lambda shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32)
     if entry.kind == "gemm":
@@ -62,6 +67,10 @@ def make_arrays(entry, batch: int, seed: int = 0):
 def fastconv_impls(entry, arrays, settings: Settings):
     out = []
     for be in settings.backends:
+        if entry.kind == "network":
+            for form, (fn, flops) in entry.implementations(be, *arrays).items():
+                out.append(Impl(be, form, None, fn, flops))
+            continue
         if entry.kind == "gemm":
             a, b = arrays
             out.append(Impl(be, "gemm", "gemm", lambda be=be: api.matmul(a, b, backend=be)))
@@ -72,13 +81,22 @@ def fastconv_impls(entry, arrays, settings: Settings):
                                 algorithm=algo)
             out.append(Impl(be, algo, plan.algorithm, lambda be=be, algo=algo: api.conv2d(
                 x, w, bias, entry.stride, entry.pad, 1, entry.groups, algorithm=algo, backend=be)))
+        if entry.is_full_size:   # the same layer as the FC layer it is
+            x2, w2 = fc_view(x, w)
+            out.append(Impl(be, "linear", "gemm",
+                            lambda be=be: api.linear(x2, w2, bias, backend=be)))
     return out
+
+
+def fc_view(x, w):
+    """A full-size conv's input and weights as an FC layer's (batch, C*H*W) and (K, C*H*W)."""
+    return x.reshape(x.shape[0], -1), w.reshape(w.shape[0], -1)
 
 
 def peer_impls(entry, arrays, settings: Settings, threads: int, note: Callable[[str], None]):
     out = []
     for peer in settings.peers:
-        if not _peers.supports(peer, entry.kind):
+        if entry.kind not in ("conv", "gemm") or not _peers.supports(peer, entry.kind):
             continue
         try:
             fn = (_peers.gemm(peer, *arrays, threads) if entry.kind == "gemm"
@@ -87,14 +105,18 @@ def peer_impls(entry, arrays, settings: Settings, threads: int, note: Callable[[
             note(f"skipping {peer}: {exc}")
             continue
         out.append(Impl(peer, None, None, fn))
+        if peer == "torch" and entry.kind == "conv" and entry.is_full_size:
+            out.append(Impl(peer, "linear", None, _peers.linear(peer, *fc_view(*arrays[:2]),
+                                                                arrays[2], threads)))
     return out
 
 
 def agree(result: np.ndarray, reference: np.ndarray) -> bool:
     """Loose agreement of float32 results from different summation orders; a
     wrong kernel misses by far more."""
-    if result.shape != reference.shape:
+    if result.size != reference.size:
         return False
+    result = result.reshape(reference.shape)   # an FC layer's (N, K) is a conv's (N, K, 1, 1)
     scale = float(np.abs(reference).max()) if reference.size else 0.0
     return bool(np.allclose(result, reference, rtol=1e-3, atol=1e-3 * max(scale, 1e-30)))
 
@@ -133,11 +155,11 @@ def run_entry(entry, batch: int, threads: int, settings: Settings,
         peer_impls(entry, arrays, settings, threads, note)
     times, outputs, reps = time_impls(impls, settings)
     reference = next((outputs[i.label] for i in impls if i.is_peer), outputs[impls[0].label])
-    flops = entry.flops(batch)
     nbytes = entry.min_bytes(batch)
-    roof = roofline(flops / nbytes, threads)
     rows = []
     for impl in impls:
+        flops = impl.flops or entry.flops(batch)
+        roof = roofline(flops / nbytes, threads)
         seconds = statistics.median(times[impl.label])
         gflops = flops / seconds * 1e-9
         rows.append({

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .networks import SlidingWindow
+
 
 @dataclass(frozen=True)
 class ConvLayer:
@@ -34,6 +36,11 @@ class ConvLayer:
         return ((self.h + 2 * self.pad - self.kh) // self.stride + 1,
                 (self.w + 2 * self.pad - self.kw) // self.stride + 1)
 
+    @property
+    def is_full_size(self) -> bool:
+        """The kernel covers the whole input: the conv is an FC layer."""
+        return (self.kh, self.kw) == (self.h, self.w) and self.pad == 0 and self.groups == 1
+
     def flops(self, batch: int = 1) -> int:
         oh, ow = self.out_hw
         return 2 * batch * self.k * oh * ow * (self.c // self.groups) * self.kh * self.kw
@@ -52,7 +59,7 @@ class ConvLayer:
     def reduced(self) -> "ConvLayer":
         """A small layer with the same structure (kernel, stride, padding, depthwise
         or not, full-size or not), for a fast correctness pass."""
-        full = (self.kh, self.kw) == (self.h, self.w) and self.pad == 0
+        full = self.is_full_size
         depthwise = self.groups == self.c and self.groups > 1
         c = min(self.c, 16 if depthwise else 8)
         k = c if depthwise else min(self.k, 12)
@@ -140,12 +147,16 @@ GEMM = tuple(GemmShape("gemm", f"{m}x{n}x{k}", m, n, k) for m, n, k in [
     (1, 4096, 25088),      # VGG fc6 at batch 1: a GEMV, memory-bound
 ])
 
+# LeNet-5 over a 280x280 image: fully convolutional vs sliding window (needs fastconv.models)
+SLIDING = (SlidingWindow("lenet5", "280x280", 280),)
+
 SUITES = {
     "lenet": LENET, "resnet50": RESNET50, "vgg16": VGG16, "alexnet": ALEXNET,
     "mobilenet": MOBILENET, "pnet": PNET, "gemm": GEMM,
+    "sliding": SLIDING,
 }
 SUITES["conv"] = RESNET50 + VGG16 + ALEXNET + LENET + MOBILENET + PNET
-SUITES["all"] = SUITES["conv"] + GEMM
+SUITES["all"] = SUITES["conv"] + GEMM + SLIDING
 
 
 def _pick(entries, *names):
