@@ -211,3 +211,14 @@ def test_sliding_window_entry_compares_both_forms(capsys):
     assert sliding["flops"] > fcn["flops"] > 0   # overlapping windows share convolutions
     line, = [l for l in report.summary(rows) if "sliding window" in l]
     assert f"FLOP ratio {sliding['flops'] / fcn['flops']:.2f}x" in line
+
+
+def test_a_failing_peer_is_dropped_with_a_note(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("no kernel for this layer")
+    monkeypatch.setattr(runner._peers, "conv", lambda *a: lambda: broken())
+    notes = []
+    settings = runner.Settings(peers=("torch",), min_rounds=1, max_rounds=1, entry_seconds=0)
+    rows = runner.run_entry(suites.LENET[0], 1, 1, settings, note=notes.append)
+    assert [r["backend"] for r in rows] == ["c"]
+    assert notes == ["skipping torch: it failed (RuntimeError: no kernel for this layer)"]

@@ -104,6 +104,9 @@ def peer_impls(entry, arrays, settings: Settings, threads: int, note: Callable[[
         except _peers.PeerUnavailable as exc:
             note(f"skipping {peer}: {exc}")
             continue
+        except Exception as exc:   # e.g. a peer rejecting this layer: its problem, not ours
+            note(f"skipping {peer} on {entry.id}: {type(exc).__name__}: {exc}")
+            continue
         out.append(Impl(peer, None, None, fn))
         if peer == "torch" and entry.kind == "conv" and entry.is_full_size:
             out.append(Impl(peer, "linear", None, _peers.linear(peer, *fc_view(*arrays[:2]),
@@ -121,12 +124,21 @@ def agree(result: np.ndarray, reference: np.ndarray) -> bool:
     return bool(np.allclose(result, reference, rtol=1e-3, atol=1e-3 * max(scale, 1e-30)))
 
 
-def time_impls(impls, settings: Settings, clock=time.perf_counter):
-    """{label: [seconds per call, one per round]} and {label: output of the last warm-up}."""
+def time_impls(impls, settings: Settings, clock=time.perf_counter, note=print):
+    """{label: [seconds per call, one per round]}, {label: output of the first
+    warm-up} and {label: calls per block}.  A peer that fails is dropped with
+    a note; a failing fastconv implementation raises."""
     outputs, reps = {}, {}
-    for impl in impls:
+    for impl in list(impls):
         t0 = clock()
-        outputs[impl.label] = impl.fn()
+        try:
+            outputs[impl.label] = impl.fn()
+        except Exception as exc:
+            if not impl.is_peer:
+                raise
+            note(f"skipping {impl.label}: it failed ({type(exc).__name__}: {exc})")
+            impls.remove(impl)
+            continue
         once = clock() - t0
         if once < 0.25:  # a second warm-up gives a call time free of first-call costs
             t0 = clock()
@@ -153,7 +165,7 @@ def run_entry(entry, batch: int, threads: int, settings: Settings,
     arrays = make_arrays(entry, batch)
     impls = fastconv_impls(entry, arrays, settings) + \
         peer_impls(entry, arrays, settings, threads, note)
-    times, outputs, reps = time_impls(impls, settings)
+    times, outputs, reps = time_impls(impls, settings, note=note)
     reference = next((outputs[i.label] for i in impls if i.is_peer), outputs[impls[0].label])
     nbytes = entry.min_bytes(batch)
     rows = []
