@@ -192,6 +192,10 @@ def bench(argv=None) -> int:
                                entry_seconds=args.seconds)
     info = machine.describe(max(thread_counts))
     info["blas_threads_controlled"] = _peers.blas_threads_controlled()
+    load = info.get("load_average", 0)
+    if load > 0.5 * info["cores"]:
+        print(f"note: the machine is busy (load average {load} on {info['cores']} cores): "
+              "timings and measured limits will be noisy")
     print(f"{info['cpu']}, kernels {info['isa']}; FMA peak "
           + ", ".join(f"{v} GFLOP/s at {t} thread(s)" for t, v in info["fma_peak_gflops"].items())
           + "; read bandwidth "

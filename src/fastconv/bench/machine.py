@@ -78,6 +78,8 @@ def describe(threads: int | None = None, measure: bool = True) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+    if hasattr(os, "getloadavg"):   # other work on the cores shows up in every timing
+        info["load_average"] = round(os.getloadavg()[0], 2)
     if measure:
         counts = range(1, threads + 1)
         info["fma_peak_gflops"] = {t: round(fma_peak(t), 1) for t in counts}

@@ -115,6 +115,9 @@ def markdown(rows, machine: dict, command: str, date: str) -> str:
         "(> 1: faster than every peer). float32, NCHW.",
         "",
     ]
+    if "load_average" in machine:
+        out.insert(-1, f"- Load average when the run started: {machine['load_average']} "
+                       f"on {machine['cores']} cores (anything else running makes timings noisy)")
     if not machine.get("blas_threads_controlled", True):
         out += ["- Note: threadpoolctl was not installed, so NumPy's BLAS ran with its "
                 "default thread count.", ""]
