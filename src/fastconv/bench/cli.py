@@ -54,7 +54,8 @@ def _version(dist: str) -> str | None:
 
 # ---- info ----------------------------------------------------------------
 
-def info(argv=None) -> int:
+def info(argv) -> int:
+    """`python -m fastconv info ARGV...`"""
     p = argparse.ArgumentParser(prog="python -m fastconv info",
                                 description="CPU, kernels, threads and measured machine limits.")
     p.add_argument("--threads", type=int, default=None,
@@ -158,10 +159,10 @@ def bench_parser() -> argparse.ArgumentParser:
     return p
 
 
-def bench(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = bench_parser().parse_args(argv[1:] if argv[:1] == ["bench"] else argv)
-    command = "python -m fastconv bench " + " ".join(map(shlex.quote, argv[argv[:1] == ["bench"]:]))
+def bench(argv) -> int:
+    """`python -m fastconv bench ARGV...`"""
+    args = bench_parser().parse_args(argv)
+    command = " ".join(["python -m fastconv bench"] + [shlex.quote(a) for a in argv])
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     entries = suites.suite(args.suite)
     if any(e.kind == "network" for e in entries) and not networks.available():
@@ -169,16 +170,17 @@ def bench(argv=None) -> int:
         entries = tuple(e for e in entries if e.kind != "network")
     thread_counts = args.threads or (get_num_threads(),)
 
+    wanted = [p for p in args.compare if any(_peers.supports(p, e.kind) for e in entries)]
     peers = []
-    for peer in args.compare:
-        if not any(_peers.supports(peer, e.kind) for e in entries):
-            continue
+    for peer in wanted:
         try:
             _peers.check_available(peer)
         except _peers.PeerUnavailable as exc:
-            print(f"note: skipping peer {exc}")
+            print(f"note: skipping peer {peer}: {exc}")
             continue
         peers.append(peer)
+    if len(peers) < len(wanted):
+        print("note: pip install 'fastconv[compare]' installs the peers")
     if "numpy" in peers and not _peers.blas_threads_controlled():
         print("note: threadpoolctl is not installed: NumPy's BLAS keeps its own thread count")
     plot_path = args.plot
