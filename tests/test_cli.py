@@ -177,7 +177,7 @@ def test_interleaved_rounds_alternate_order():
     impls = [runner.Impl(name, None, None, lambda name=name: calls.append(name) or np.zeros(1))
              for name in ("a", "b")]
     settings = runner.Settings(min_rounds=3, max_rounds=3, block_seconds=0, entry_seconds=0)
-    times, _, reps = runner.time_impls(impls, settings)
+    times, agrees, reps = runner.time_impls(impls, settings)
     assert reps == {"a": 1, "b": 1} and all(len(t) == 3 for t in times.values())
     assert calls[4:] == ["a", "b", "b", "a", "a", "b"]   # after two warm-ups each
 

@@ -2,10 +2,12 @@
 
 Timing method (the same for fastconv and its peers): each implementation is
 called twice untimed (first-call costs: JIT, plan, pages; once if a call
-takes over 0.25 s), then timed in rounds.  In a round every implementation runs one block of back-to-back
-calls, its own block, the order reversed every other round so no one always
-runs first or last after another's cache footprint.  A row's time is the
-median over rounds of the block's time per call.
+takes over 0.25 s), then timed in rounds.  In a round every implementation
+runs one block of back-to-back calls, its own block, the order reversed every
+other round so no one always runs first or last after another's cache
+footprint.  A row's time is the median over rounds of the block's time per
+call.  The first warm-up's output is checked against the first peer's (or,
+with no peer, the first implementation's).
 """
 from __future__ import annotations
 
@@ -125,14 +127,14 @@ def agree(result: np.ndarray, reference: np.ndarray) -> bool:
 
 
 def time_impls(impls, settings: Settings, clock=time.perf_counter, note=print):
-    """{label: [seconds per call, one per round]}, {label: output of the first
-    warm-up} and {label: calls per block}.  A peer that fails is dropped with
-    a note; a failing fastconv implementation raises."""
-    outputs, reps = {}, {}
-    for impl in list(impls):
+    """{label: [seconds per call, one per round]}, {label: output agrees with
+    the reference} and {label: calls per block}.  A peer that fails is dropped
+    with a note; a failing fastconv implementation raises."""
+    reference, agrees, reps = None, {}, {}
+    for impl in sorted(impls, key=lambda i: not i.is_peer):   # peers first: the reference
         t0 = clock()
         try:
-            outputs[impl.label] = impl.fn()
+            out = impl.fn()
         except Exception as exc:
             if not impl.is_peer:
                 raise
@@ -140,6 +142,9 @@ def time_impls(impls, settings: Settings, clock=time.perf_counter, note=print):
             impls.remove(impl)
             continue
         once = clock() - t0
+        reference = out if reference is None else reference
+        agrees[impl.label] = agree(out, reference)
+        del out   # only the reference is kept: outputs of batch-8 layers are large
         if once < 0.25:  # a second warm-up gives a call time free of first-call costs
             t0 = clock()
             impl.fn()
@@ -156,7 +161,7 @@ def time_impls(impls, settings: Settings, clock=time.perf_counter, note=print):
             for _ in range(n):
                 impl.fn()
             times[impl.label].append((clock() - t0) / n)
-    return times, outputs, reps
+    return times, agrees, reps
 
 
 def run_entry(entry, batch: int, threads: int, settings: Settings,
@@ -165,8 +170,7 @@ def run_entry(entry, batch: int, threads: int, settings: Settings,
     arrays = make_arrays(entry, batch)
     impls = fastconv_impls(entry, arrays, settings) + \
         peer_impls(entry, arrays, settings, threads, note)
-    times, outputs, reps = time_impls(impls, settings, note=note)
-    reference = next((outputs[i.label] for i in impls if i.is_peer), outputs[impls[0].label])
+    times, agrees, reps = time_impls(impls, settings, note=note)
     nbytes = entry.min_bytes(batch)
     rows = []
     for impl in impls:
@@ -185,7 +189,7 @@ def run_entry(entry, batch: int, threads: int, settings: Settings,
             "gbps": nbytes / seconds * 1e-9,
             "bound": "memory" if roof < machine.peak(threads) else "compute",
             "peak_fraction": gflops / roof,
-            "agrees": agree(outputs[impl.label], reference),
+            "agrees": agrees[impl.label],
         })
     peer_ms = [r["ms"] for r in rows if r["backend"] in _peers.PEERS]
     best = min(peer_ms) if peer_ms else None
