@@ -7,6 +7,7 @@ import shlex
 import sys
 from importlib import metadata
 
+from .. import __version__
 from ..config import get_num_threads, set_num_threads
 from ..backends import c as _c
 from . import machine, networks, peers as _peers, plot as _plot, report, runner, suites
@@ -65,7 +66,7 @@ def info(argv) -> int:
     m = machine.describe(threads, measure=False)
     supported = [isa for isa in ISAS if _isa_supported(isa)]
     counts = range(1, threads + 1)
-    print(f"fastconv      {_version('fastconv') or 'source tree'}")
+    print(f"fastconv      {__version__}")
     print(f"CPU           {m['cpu']} ({m['cores']} cores available)")
     print(f"features      {' '.join(m['features']) or 'none of avx2/fma/avx512f'}")
     print(f"kernels       {m['isa']} (chosen from CPUID; this CPU supports {', '.join(supported)})")
