@@ -40,4 +40,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:   # output piped into `head` and the like
+        sys.stdout = None
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
