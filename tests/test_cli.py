@@ -176,7 +176,7 @@ def test_interleaved_rounds_alternate_order():
     calls = []
     impls = [runner.Impl(name, None, None, lambda name=name: calls.append(name) or np.zeros(1))
              for name in ("a", "b")]
-    settings = runner.Settings(min_rounds=3, max_rounds=3, block_seconds=0, entry_seconds=0)
+    settings = runner.Settings(min_rounds=3, max_rounds=3, block_seconds=0, entry_seconds=60)
     times, agrees, reps = runner.time_impls(impls, settings)
     assert reps == {"a": 1, "b": 1} and all(len(t) == 3 for t in times.values())
     assert calls[4:] == ["a", "b", "b", "a", "a", "b"]   # after two warm-ups each
@@ -222,3 +222,12 @@ def test_a_failing_peer_is_dropped_with_a_note(monkeypatch):
     rows = runner.run_entry(suites.LENET[0], 1, 1, settings, note=notes.append)
     assert [r["backend"] for r in rows] == ["c"]
     assert notes == ["skipping torch: it failed (RuntimeError: no kernel for this layer)"]
+
+
+def test_a_call_longer_than_the_budget_is_timed_once():
+    ticks = iter(range(0, 10_000, 1))
+    clock = lambda: next(ticks)          # every clock read is one "second" later
+    impls = [runner.Impl("c", "auto", None, lambda: np.zeros(1))]
+    settings = runner.Settings(min_rounds=3, max_rounds=5, entry_seconds=0.5)
+    times, _, _ = runner.time_impls(impls, settings, clock=clock)
+    assert len(times["c/auto"]) == 1

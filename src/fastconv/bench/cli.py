@@ -154,7 +154,8 @@ def bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", metavar="FILE", help="write the report as Markdown "
                    "(BENCHMARKS.md)")
     p.add_argument("--seconds", type=float, default=runner.Settings.entry_seconds,
-                   help="timing budget per layer once 3 rounds are done (default %(default)s)")
+                   help="timing budget per layer once 3 rounds are done; an implementation "
+                        "whose one call exceeds it is timed once (default %(default)s)")
     p.add_argument("--rounds", type=int, default=runner.Settings.max_rounds,
                    help="at most this many rounds per layer (default %(default)s)")
     return p

@@ -6,7 +6,8 @@ takes over 0.25 s), then timed in rounds.  In a round every implementation
 runs one block of back-to-back calls, its own block, the order reversed every
 other round so no one always runs first or last after another's cache
 footprint.  A row's time is the median over rounds of the block's time per
-call.  The first warm-up's output is checked against the first peer's (or,
+call.  An implementation whose single call exceeds the per-layer budget is
+timed in one round only (its row says rounds = 1).  The first warm-up's output is checked against the first peer's (or,
 with no peer, the first implementation's).
 """
 from __future__ import annotations
@@ -156,6 +157,8 @@ def time_impls(impls, settings: Settings, clock=time.perf_counter, note=print):
         if rnd >= settings.min_rounds and clock() - start > settings.entry_seconds:
             break
         for impl in (impls if rnd % 2 == 0 else impls[::-1]):
+            if rnd > 0 and times[impl.label][0] > settings.entry_seconds:
+                continue   # one call takes the whole budget: one timed round is all it gets
             n = reps[impl.label]
             t0 = clock()
             for _ in range(n):
