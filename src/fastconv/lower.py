@@ -77,8 +77,9 @@ def plan_conv(p: _args.ConvParams, itemsize: int, algorithm: str = "auto") -> Ge
     kdim = (p.c // p.groups) * p.kh * p.kw
     if algo == "im2col":
         ws = im2col_workspace(p, itemsize)
-    elif algo == "gemm" and p.is_full_size and p.layout == "NHWC":
-        ws = p.n * p.c * p.h * p.w * itemsize  # NHWC patches reordered to the weights' CHW
+    elif algo == "gemm" and p.is_full_size and p.layout == "NHWC" and p.c > 1 and p.h * p.w > 1:
+        # NHWC patches reordered to the weights' CHW (the identity for one channel or pixel)
+        ws = p.n * p.c * p.h * p.w * itemsize
     else:
         ws = 0
     return GemmPlan(p.n * p.oh * p.ow, p.k // p.groups, kdim, p.groups, ws, algo)
