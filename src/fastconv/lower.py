@@ -79,8 +79,9 @@ def plan_conv(p: _args.ConvParams, itemsize: int, algorithm: str = "auto") -> Ge
     if algo == "im2col":
         ws = im2col_workspace(p, itemsize)
         what = "im2col would need {} bytes for one output row"
-    elif algo == "gemm" and p.is_full_size and p.layout == "NHWC":
-        ws = p.n * p.c * p.h * p.w * itemsize  # NHWC patches reordered to the weights' CHW
+    elif algo == "gemm" and p.is_full_size and p.layout == "NHWC" and p.c > 1 and p.h * p.w > 1:
+        # NHWC patches reordered to the weights' CHW (the identity for one channel or pixel)
+        ws = p.n * p.c * p.h * p.w * itemsize
         what = "reordering the NHWC input of this full-size conv would need {} bytes"
     else:
         ws = 0

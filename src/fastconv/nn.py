@@ -1,0 +1,441 @@
+"""Inference layers on fastconv's kernels.
+
+Layers hold NumPy weights and run on the configured backend
+(`fastconv.set_backend(...)` or `with fastconv.config(backend=...)`).  Inputs
+are batches: (N, C, H, W) for image layers, (N, features) for Linear.
+`Sequential` passes a ReLU that follows a Conv2d or Linear to that layer's
+kernel, which applies bias and ReLU as it stores each output.
+
+`to_fully_convolutional` rewrites a classifier's FC head as convolutions so
+the network takes any input size and returns a map of outputs; `summary`
+reports each layer's output shape, parameters and FLOPs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _args, api
+from .convert import fc_to_conv
+
+
+class Lazy:
+    """A weight array made on first use (large seeded weights cost nothing
+    until a layer actually runs).  `make()` must return an array of `shape`."""
+
+    def __init__(self, shape, dtype, make):
+        self.shape, self.dtype, self._make = tuple(shape), np.dtype(dtype), make
+
+    def materialize(self) -> np.ndarray:
+        arr = np.ascontiguousarray(self._make(), self.dtype)
+        if arr.shape != self.shape:
+            raise ValueError(f"lazy weight made shape {arr.shape}; expected {self.shape}")
+        return arr
+
+
+def _float_weight(name, value, ndim, what):
+    if isinstance(value, Lazy):
+        shape = value.shape
+    else:
+        value = _args.float_array(name, value)
+        shape = value.shape
+    if len(shape) != ndim:
+        raise ValueError(f"{name} must be {ndim}-D {what}; got shape {shape}")
+    return value
+
+
+def _shape_only(shape, dtype=np.float32):
+    """A zero-byte array of `shape`, for running argument validation on shapes."""
+    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=tuple(shape),
+                                           strides=(0,) * len(shape))
+
+
+class Module:
+    """A layer: call it on a batch.  output_shape/params/flops take and give
+    per-sample shapes (no batch dimension)."""
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def output_shape(self, shape: tuple) -> tuple:
+        return tuple(shape)
+
+    def params(self) -> int:
+        return 0
+
+    def flops(self, shape: tuple) -> int:
+        """Multiply-adds x 2 for one sample of `shape` (0 for layers without a GEMM)."""
+        return 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class _Weighted(Module):
+    def __init__(self, weight, bias):
+        self._weight = weight
+        k = weight.shape[0]
+        if bias is not None and not isinstance(bias, Lazy):
+            bias = _args.bias_array(bias, k, weight.dtype, f"weight's {k} outputs")
+        self._bias = bias
+
+    @property
+    def weight(self) -> np.ndarray:
+        if isinstance(self._weight, Lazy):
+            self._weight = self._weight.materialize()
+        return self._weight
+
+    @property
+    def bias(self) -> np.ndarray | None:
+        if isinstance(self._bias, Lazy):
+            self._bias = self._bias.materialize()
+        return self._bias
+
+    @property
+    def weight_shape(self) -> tuple:
+        return tuple(self._weight.shape)
+
+    def params(self) -> int:
+        n = int(np.prod(self.weight_shape))
+        return n + (0 if self._bias is None else self.weight_shape[0])
+
+
+class Conv2d(_Weighted):
+    """conv2d with fixed weight (K, C/groups, kh, kw) and optional bias (K,)."""
+
+    def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                 algorithm="auto"):
+        weight = _float_weight("weight", weight, 4, "(K, C/groups, kh, kw)")
+        super().__init__(weight, bias)
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.groups, self.algorithm = groups, algorithm
+
+    def forward(self, x, relu=False):
+        return api.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                          self.groups, algorithm=self.algorithm, relu=relu)
+
+    def _params(self, shape):
+        x = _shape_only((1,) + tuple(shape))
+        return _args.conv2d_args(x, _shape_only(self.weight_shape), None, self.stride,
+                                 self.padding, self.dilation, self.groups, "NCHW")[3]
+
+    def output_shape(self, shape):
+        return self._params(shape).out_shape[1:]
+
+    def flops(self, shape):
+        return self._params(shape).flops
+
+    def __repr__(self):
+        k, cg, kh, kw = self.weight_shape
+        extra = "".join(f", {name}={getattr(self, name)!r}" for name, default in
+                        (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1))
+                        if getattr(self, name) != default)
+        return f"Conv2d({cg * self.groups}\u2192{k}, {kh}\u00d7{kw}{extra})"
+
+
+class Linear(_Weighted):
+    """linear with fixed weight (out_features, in_features) and optional bias."""
+
+    def __init__(self, weight, bias=None):
+        weight = _float_weight("weight", weight, 2, "(out_features, in_features)")
+        super().__init__(weight, bias)
+
+    def forward(self, x, relu=False):
+        return api.linear(x, self.weight, self.bias, relu=relu)
+
+    def output_shape(self, shape):
+        if tuple(shape) != (self.weight_shape[1],):
+            raise ValueError(f"Linear expects ({self.weight_shape[1]},) features per sample; "
+                             f"got {tuple(shape)} (put a Flatten before it)")
+        return (self.weight_shape[0],)
+
+    def flops(self, shape):
+        return 2 * self.weight_shape[0] * self.weight_shape[1]
+
+    def __repr__(self):
+        return f"Linear({self.weight_shape[1]}\u2192{self.weight_shape[0]})"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return np.maximum(x, 0)
+
+
+class PReLU(Module):
+    """ReLU with a learned slope per channel (axis 1) for negative inputs."""
+
+    def __init__(self, slope):
+        self.slope = _args.float_array("slope", slope)
+        if self.slope.ndim != 1:
+            raise ValueError(f"slope must be 1-D (channels,); got shape {self.slope.shape}")
+
+    def forward(self, x):
+        a = self.slope.astype(x.dtype).reshape((-1,) + (1,) * (x.ndim - 2))
+        return np.where(x >= 0, x, a * x)
+
+    def params(self):
+        return self.slope.size
+
+    def __repr__(self):
+        return f"PReLU({self.slope.size})"
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+        self.kernel_size = _args.pair("kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else _args.pair("stride", stride, 1)
+        self.padding = _args.pair("padding", padding, 0)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+            raise ValueError(f"padding {self.padding} must be at most half of kernel_size "
+                             f"{self.kernel_size}")
+        self.ceil_mode = bool(ceil_mode)
+
+    def _out(self, size, k, s, p):
+        if size + 2 * p < k:
+            raise ValueError(f"{type(self).__name__}: window {k} is larger than the padded "
+                             f"input {size + 2 * p}")
+        out = (size + 2 * p - k + (s - 1 if self.ceil_mode else 0)) // s + 1
+        if self.ceil_mode and (out - 1) * s >= size + p:
+            out -= 1  # as PyTorch: the last window must start inside the input or left padding
+        return out
+
+    def output_shape(self, shape):
+        c, h, w = shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (c, self._out(h, kh, sh, ph), self._out(w, kw, sw, pw))
+
+    def _windows(self, x, fill):
+        """Yield, per kernel tap, the (N, C, OH, OW) strided view that tap sees."""
+        if x.ndim != 4:
+            raise ValueError(f"{type(self).__name__} takes (N, C, H, W); got shape {x.shape}")
+        _, oh, ow = self.output_shape(x.shape[1:])
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        extra_h = max(0, (oh - 1) * sh + kh - x.shape[2] - 2 * ph)
+        extra_w = max(0, (ow - 1) * sw + kw - x.shape[3] - 2 * pw)
+        if ph or pw or extra_h or extra_w:
+            x = np.pad(x, ((0, 0), (0, 0), (ph, ph + extra_h), (pw, pw + extra_w)),
+                       constant_values=fill)
+        for i in range(kh):
+            for j in range(kw):
+                yield x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({self.kernel_size[0]}\u00d7{self.kernel_size[1]}, "
+                f"stride={self.stride[0]})")
+
+
+class MaxPool2d(_Pool2d):
+    """Max over kh x kw windows (padding counts as -inf), PyTorch semantics."""
+
+    def forward(self, x):
+        taps = self._windows(x, -np.inf)
+        y = next(taps).copy()
+        for t in taps:
+            np.maximum(y, t, out=y)
+        return y
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over kh x kw windows; zero padding counts in the mean (PyTorch's default)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__(kernel_size, stride, padding, ceil_mode=False)
+
+    def forward(self, x):
+        taps = self._windows(x, 0)
+        y = next(taps).copy()
+        for t in taps:
+            y += t
+        y *= x.dtype.type(1.0 / (self.kernel_size[0] * self.kernel_size[1]))
+        return y
+
+
+class GlobalAvgPool2d(Module):
+    """Mean over each channel's whole map: (N, C, H, W) -> (N, C, 1, 1)."""
+
+    def forward(self, x):
+        return x.mean(axis=(2, 3), keepdims=True, dtype=x.dtype)
+
+    def output_shape(self, shape):
+        return (shape[0], 1, 1)
+
+
+class Flatten(Module):
+    """(N, ...) -> (N, features), in C order (channels, then rows, then columns)."""
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1)
+
+    def output_shape(self, shape):
+        return (int(np.prod(shape)),)
+
+
+class Softmax(Module):
+    """Softmax over axis 1: the classes of (N, classes) or the channels of (N, C, H, W)."""
+
+    def forward(self, x):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+class Sequential(Module):
+    """Layers applied in order.  A ReLU right after a Conv2d or Linear runs
+    inside that layer's kernel (one pass over the output, not two)."""
+
+    def __init__(self, *layers, input_shape=None):
+        for layer in layers:
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential takes Module layers; got {type(layer).__name__}")
+        self.layers = list(layers)
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def forward(self, x):
+        i = 0
+        while i < len(self.layers):
+            layer = self.layers[i]
+            fuse = isinstance(layer, (Conv2d, Linear)) and i + 1 < len(self.layers) \
+                and type(self.layers[i + 1]) is ReLU
+            x = layer.forward(x, relu=True) if fuse else layer(x)
+            i += 2 if fuse else 1
+        return x
+
+    def output_shape(self, shape):
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    def params(self):
+        return sum(layer.params() for layer in self.layers)
+
+    def flops(self, shape):
+        total = 0
+        for layer in self.layers:
+            total += layer.flops(shape)
+            shape = layer.output_shape(shape)
+        return total
+
+    def __repr__(self):
+        return "Sequential(\n" + "".join(f"  {layer!r},\n" for layer in self.layers) + ")"
+
+
+def to_fully_convolutional(model: Sequential, input_shape) -> Sequential:
+    """The same network with its FC head as convolutions, for any input size.
+
+    The first Linear after a Flatten becomes a Conv2d whose kernel is the whole
+    C x H x W map it used to flatten (fc_to_conv); every later Linear becomes a
+    1x1 Conv2d.  Softmax then runs over channels, so on a larger input the
+    result is an (N, classes, OH, OW) map: one classification per window
+    position.  At `input_shape` itself the output is (N, classes, 1, 1) and
+    equals the original's.  Weights are shared with `model`, not copied.
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a Sequential; got {type(model).__name__}")
+    shape = tuple(input_shape)
+    layers, flat_from = [], None
+    for layer in model.layers:
+        if isinstance(layer, Flatten):
+            if flat_from is not None:
+                raise ValueError("to_fully_convolutional: two Flatten layers")
+            flat_from = shape
+        elif isinstance(layer, Linear):
+            if flat_from is None:
+                raise ValueError(f"to_fully_convolutional: {layer!r} does not follow a Flatten")
+            if flat_from == ():
+                chw = (shape[0], 1, 1)
+            elif len(flat_from) == 3:
+                chw = flat_from
+            else:
+                raise ValueError(f"to_fully_convolutional: Flatten before {layer!r} takes a "
+                                 f"{flat_from} input, not a (C, H, W) map")
+            layers.append(Conv2d(_as_conv_weight(layer, chw), layer._bias))
+            flat_from = ()  # later Linears see a vector: 1x1 convs
+        elif flat_from is not None and not isinstance(layer, (ReLU, PReLU, Softmax)):
+            raise ValueError(f"to_fully_convolutional: cannot convert {layer!r} after Flatten")
+        else:
+            layers.append(layer)
+        shape = layer.output_shape(shape)
+    if flat_from is None:
+        raise ValueError("to_fully_convolutional: model has no Flatten; it already is one")
+    return Sequential(*layers)
+
+
+def _as_conv_weight(linear: Linear, chw):
+    """fc_to_conv of a Linear's weight; still lazy if the weight is not made yet."""
+    if isinstance(linear._weight, Lazy):
+        return Lazy((linear.weight_shape[0],) + tuple(chw), linear._weight.dtype,
+                    lambda: fc_to_conv(linear.weight, chw))
+    return fc_to_conv(linear.weight, chw)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    index: int
+    layer: str
+    output_shape: tuple
+    params: int
+    flops: int
+    is_fc: bool
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Per-layer output shapes, parameters and FLOPs for one input shape."""
+    input_shape: tuple
+    rows: tuple
+
+    @property
+    def params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def fc_params(self) -> int:
+        return sum(r.params for r in self.rows if r.is_fc)
+
+    @property
+    def fc_share(self) -> float:
+        return self.fc_params / self.params if self.params else 0.0
+
+    @property
+    def flops(self) -> int:
+        return sum(r.flops for r in self.rows)
+
+    def __str__(self) -> str:
+        total = max(self.params, 1)
+        lines = [f"input {'x'.join(map(str, self.input_shape))}",
+                 f"{'#':>3}  {'layer':<30} {'output':>14} {'params':>12} {'share':>7} "
+                 f"{'MFLOP':>9}"]
+        for r in self.rows:
+            lines.append(f"{r.index:>3}  {r.layer:<30} {'x'.join(map(str, r.output_shape)):>14} "
+                         f"{r.params:>12,} {100 * r.params / total:>6.1f}% "
+                         f"{r.flops / 1e6:>9.2f}")
+        lines.append(f"total {self.params:,} params, {self.flops / 1e6:,.1f} MFLOP per sample; "
+                     f"FC layers hold {self.fc_params:,} ({100 * self.fc_share:.1f}%)")
+        return "\n".join(lines)
+
+
+def summary(model, input_shape) -> Summary:
+    """Each layer's output shape, parameter count, share of all parameters and
+    FLOPs for one sample of `input_shape` (C, H, W); Linear layers count as FC."""
+    layers = model.layers if isinstance(model, Sequential) else getattr(model, "layers", None)
+    if layers is None:
+        raise TypeError(f"summary needs a model with .layers; got {type(model).__name__}")
+    shape, rows = tuple(input_shape), []
+    for i, layer in enumerate(layers):
+        flops = layer.flops(shape)
+        shape = layer.output_shape(shape)
+        rows.append(LayerInfo(i, repr(layer), shape, layer.params(), flops,
+                              isinstance(layer, Linear)))
+    return Summary(tuple(input_shape), tuple(rows))

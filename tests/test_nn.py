@@ -1,0 +1,299 @@
+"""fastconv.nn: layers against the oracle, ReLU fusion, backend selection,
+fully convolutional conversion and the parameter report."""
+import itertools
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import api, nn
+from fastconv.backends import c as c_backend
+
+BACKENDS = ["c", "numba"]
+
+
+def assert_close(got, want, rel=None):
+    assert got.shape == want.shape, (got.shape, want.shape)
+    tol = rel or (1e-5 if got.dtype == np.float32 else 1e-12)
+    scale = max(1.0, float(np.abs(want).max())) if want.size else 1.0
+    err = float(np.abs(got.astype(np.float64) - want).max()) if want.size else 0.0
+    assert err <= tol * scale, f"max error {err:.3g} > {tol} * {scale:.3g}"
+
+
+def rand(rng, shape, dtype=np.float32):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def small_classifier(rng, dtype=np.float32):
+    """conv-pool-conv-pool-FC-FC on 2x12x10 inputs (no padding: exactly convertible)."""
+    return nn.Sequential(
+        nn.Conv2d(rand(rng, (4, 2, 3, 3), dtype), rand(rng, (4,), dtype)), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(rand(rng, (5, 4, 2, 3), dtype), rand(rng, (5,), dtype)), nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(rand(rng, (7, 5 * 2 * 1), dtype), rand(rng, (7,), dtype)), nn.ReLU(),
+        nn.Linear(rand(rng, (3, 7), dtype), None),
+        nn.Softmax())
+
+
+# -- pooling against an independent loop oracle (PyTorch's definitions) ----------------
+
+def pool_oracle(x, k, s, p, ceil_mode, reduce):
+    n, c, h, w = x.shape
+
+    def size(length, k, s, p):
+        out = (length + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
+        return out - 1 if ceil_mode and (out - 1) * s >= length + p else out
+    oh, ow = size(h, k[0], s[0], p[0]), size(w, k[1], s[1], p[1])
+    y = np.empty((n, c, oh, ow))
+    for i, j in itertools.product(range(oh), range(ow)):
+        vals = []
+        for a, b in itertools.product(range(k[0]), range(k[1])):
+            yy, xx = i * s[0] - p[0] + a, j * s[1] - p[1] + b
+            inside = 0 <= yy < h and 0 <= xx < w
+            if reduce == "max" and inside:
+                vals.append(x[:, :, yy, xx])
+            elif reduce == "avg" and yy < h + p[0] and xx < w + p[1]:
+                vals.append(x[:, :, yy, xx] if inside else np.zeros((n, c)))
+        y[:, :, i, j] = np.max(vals, axis=0) if reduce == "max" else \
+            np.sum(vals, axis=0) / (k[0] * k[1])
+    return y
+
+
+POOL_CASES = [  # kernel, stride, padding, ceil_mode
+    (2, None, 0, False), (3, 2, 1, False), ((2, 3), (1, 2), (1, 0), False),
+    (2, 2, 0, True), (3, 2, 1, True), (3, 3, 0, True), (1, 1, 0, False), (4, 1, 2, False)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 3, 7, 9), (1, 1, 4, 4), (1, 2, 5, 6)])
+@pytest.mark.parametrize("k,s,p,ceil_mode", POOL_CASES)
+def test_maxpool_matches_oracle(dtype, shape, k, s, p, ceil_mode):
+    x = rand(np.random.default_rng(0), shape, dtype)
+    layer = nn.MaxPool2d(k, s, p, ceil_mode)
+    y = layer(x)
+    want = pool_oracle(x, layer.kernel_size, layer.stride, layer.padding, ceil_mode, "max")
+    assert y.dtype == dtype and y.shape == want.shape
+    assert y.shape[1:] == layer.output_shape(shape[1:])
+    assert np.array_equal(y, want.astype(dtype))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7, 9), (1, 2, 5, 6)])
+@pytest.mark.parametrize("k,s,p", [(2, None, 0), (3, 2, 1), ((2, 3), (1, 2), (1, 0))])
+def test_avgpool_matches_oracle(shape, k, s, p):
+    x = rand(np.random.default_rng(1), shape, np.float64)
+    layer = nn.AvgPool2d(k, s, p)
+    want = pool_oracle(x, layer.kernel_size, layer.stride, layer.padding, False, "avg")
+    assert_close(layer(x), want)
+
+
+def test_pooling_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = rand(np.random.default_rng(2), (2, 3, 11, 8))
+    for k, s, p, ceil_mode in POOL_CASES:
+        want = torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, p,
+                                              ceil_mode=ceil_mode).numpy()
+        assert np.array_equal(nn.MaxPool2d(k, s, p, ceil_mode)(x), want)
+        if not ceil_mode:
+            want = torch.nn.functional.avg_pool2d(torch.from_numpy(x), k, s, p).numpy()
+            assert_close(nn.AvgPool2d(k, s, p)(x), want)
+
+
+def test_pool_validates():
+    with pytest.raises(ValueError, match="at most half"):
+        nn.MaxPool2d(2, padding=2)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        nn.MaxPool2d(5)(np.zeros((1, 1, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        nn.MaxPool2d(2)(np.zeros((3, 3), np.float32))
+
+
+def test_small_layers():
+    rng = np.random.default_rng(3)
+    x = rand(rng, (2, 3, 4, 5), np.float64)
+    assert_close(nn.GlobalAvgPool2d()(x), x.mean(axis=(2, 3)).reshape(2, 3, 1, 1))
+    assert np.array_equal(nn.Flatten()(x), x.reshape(2, 60))
+    assert np.array_equal(nn.ReLU()(x), np.where(x > 0, x, 0))
+    slope = np.array([0.1, 0.2, 0.3])
+    assert_close(nn.PReLU(slope)(x), np.where(x > 0, x, slope[None, :, None, None] * x))
+    p = nn.Softmax()(x)
+    assert_close(p.sum(axis=1), np.ones((2, 4, 5)))
+    assert_close(p, np.exp(x) / np.exp(x).sum(axis=1, keepdims=True))
+    big = nn.Softmax()(np.array([[1000.0, 0.0]], np.float32))    # no overflow
+    assert np.array_equal(big, np.array([[1.0, 0.0]], np.float32))
+
+
+# -- weighted layers, fusion and backends -----------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_and_linear_layers_match_oracle(backend, dtype):
+    rng = np.random.default_rng(4)
+    x = rand(rng, (2, 4, 9, 8), dtype)
+    w, b = rand(rng, (6, 2, 3, 3), dtype), rand(rng, (6,), dtype)
+    conv = nn.Conv2d(w, b, stride=2, padding=1, groups=2)
+    with fastconv.config(backend=backend):
+        y = conv(x)
+    assert_close(y, fastconv.conv2d(x, w, b, 2, 1, 1, 2, backend="numpy"))
+    assert y.shape[1:] == conv.output_shape(x.shape[1:])
+    lw, lb = rand(rng, (5, 11), dtype), rand(rng, (5,), dtype)
+    xl = rand(rng, (3, 11), dtype)
+    with fastconv.config(backend=backend):
+        assert_close(nn.Linear(lw, lb)(xl), fastconv.linear(xl, lw, lb, backend="numpy"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sequential_fuses_relu_into_conv_and_linear(backend, monkeypatch):
+    rng = np.random.default_rng(5)
+    model = small_classifier(rng)
+    calls = []
+    for name in ("conv2d", "linear"):
+        real = getattr(api, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            calls.append((_name, kwargs.get("relu", False)))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(api, name, spy)
+    relu_calls = []
+    monkeypatch.setattr(nn.ReLU, "forward",
+                        lambda self, x: relu_calls.append(1) or np.maximum(x, 0))
+    x = rand(rng, (3, 2, 12, 10))
+    with fastconv.config(backend=backend):
+        y = model(x)
+    assert calls == [("conv2d", True), ("conv2d", True), ("linear", True), ("linear", False)]
+    assert relu_calls == []
+    # The same layers one by one (ReLU unfused) on the oracle.
+    want = x
+    with fastconv.config(backend="numpy"):
+        for layer in model:
+            want = layer(want)
+    assert len(relu_calls) == 3
+    assert_close(y, want)
+
+
+def test_layers_follow_the_configured_backend(monkeypatch):
+    calls = []
+    real = c_backend.gemm
+    monkeypatch.setattr(c_backend, "gemm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rng = np.random.default_rng(6)
+    layer = nn.Linear(rand(rng, (4, 3)))
+    x = rand(rng, (2, 3))
+    with fastconv.config(backend="numpy"):
+        layer(x)
+    assert calls == []
+    with fastconv.config(backend="c"):
+        layer(x)
+    assert calls == [1]
+
+
+def test_layer_validation():
+    with pytest.raises(ValueError, match="4-D"):
+        nn.Conv2d(np.zeros((3, 3), np.float32))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        nn.Linear(np.zeros((3, 3), np.int32))
+    with pytest.raises(ValueError, match="bias must have shape"):
+        nn.Linear(np.zeros((3, 4), np.float32), np.zeros(4, np.float32))
+    with pytest.raises(TypeError, match="Module"):
+        nn.Sequential(nn.ReLU(), np.maximum)
+    with pytest.raises(ValueError, match="Flatten"):
+        nn.Linear(np.zeros((3, 4), np.float32)).output_shape((1, 2, 2))
+
+
+def test_lazy_weights_are_made_once_on_first_use():
+    made = []
+    lazy = nn.Lazy((3, 2), np.float32, lambda: made.append(1) or np.ones((3, 2)))
+    layer = nn.Linear(lazy)
+    assert layer.params() == 6 and made == []
+    assert layer.weight.dtype == np.float32 and made == [1]
+    layer(np.ones((1, 2), np.float32))
+    assert made == [1]
+    with pytest.raises(ValueError, match="expected"):
+        nn.Linear(nn.Lazy((3, 2), np.float32, lambda: np.ones((2, 3)))).weight
+
+
+# -- fully convolutional conversion -------------------------------------------------------
+
+def windows(x, size, stride):
+    """All (size) windows of x at `stride`: (OH, OW, N, C, kh, kw)."""
+    v = np.lib.stride_tricks.sliding_window_view(x, size, axis=(2, 3))[:, :, ::stride[0],
+                                                                         ::stride[1]]
+    return v.transpose(2, 3, 0, 1, 4, 5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fully_convolutional_equals_the_classifier_at_every_window(backend):
+    rng = np.random.default_rng(7)
+    model = small_classifier(rng)
+    fcn = nn.to_fully_convolutional(model, (2, 12, 10))
+    assert not any(isinstance(layer, (nn.Linear, nn.Flatten)) for layer in fcn)
+    x = rand(rng, (2, 2, 12, 10))
+    with fastconv.config(backend=backend):
+        # At the classifier's own input size: the same numbers, as (N, classes, 1, 1).
+        assert_close(fcn(x), model(x).reshape(2, 3, 1, 1), rel=1e-5)
+        big = rand(rng, (2, 2, 28, 25))
+        heat = fcn(big)
+        # Total downsampling 4 (two 2x2 pools): output (i, j) <-> window at (4i, 4j).
+        win = windows(big, (12, 10), (4, 4))
+        oh, ow = win.shape[:2]
+        assert heat.shape == (2, 3, oh, ow) == (2, 3, 5, 4)
+        per_window = model(win.reshape(-1, 2, 12, 10)).reshape(oh, ow, 2, 3)
+    assert_close(heat, per_window.transpose(2, 3, 0, 1), rel=1e-4)
+    assert_close(heat.sum(axis=1), np.ones((2, oh, ow)))
+
+
+def test_fully_convolutional_conversion_layers():
+    rng = np.random.default_rng(8)
+    model = small_classifier(rng)
+    fcn = nn.to_fully_convolutional(model, (2, 12, 10))
+    fc1, fc2 = [layer for layer in fcn if isinstance(layer, nn.Conv2d)][2:]
+    assert fc1.weight_shape == (7, 5, 2, 1) and fc2.weight_shape == (3, 7, 1, 1)
+    assert np.array_equal(fc1.weight.reshape(7, -1), model[7].weight)
+    assert fc2.bias is None
+    assert nn.summary(fcn, (2, 12, 10)).params == nn.summary(model, (2, 12, 10)).params
+
+
+def test_fully_convolutional_after_global_pooling_uses_1x1_convs():
+    rng = np.random.default_rng(9)
+    model = nn.Sequential(nn.Conv2d(rand(rng, (4, 1, 3, 3))), nn.GlobalAvgPool2d(),
+                          nn.Flatten(), nn.Linear(rand(rng, (2, 4)), rand(rng, (2,))))
+    fcn = nn.to_fully_convolutional(model, (1, 8, 8))
+    assert fcn[2].weight_shape == (2, 4, 1, 1)
+    x = rand(rng, (3, 1, 8, 8))
+    assert_close(fcn(x), model(x).reshape(3, 2, 1, 1))
+
+
+def test_fully_convolutional_rejects_what_it_cannot_convert():
+    w = np.ones((2, 4), np.float32)
+    with pytest.raises(ValueError, match="no Flatten"):
+        nn.to_fully_convolutional(nn.Sequential(nn.ReLU()), (1, 2, 2))
+    with pytest.raises(ValueError, match="does not follow a Flatten"):
+        nn.to_fully_convolutional(nn.Sequential(nn.Linear(w)), (4,))
+    with pytest.raises(ValueError, match="cannot convert"):
+        nn.to_fully_convolutional(nn.Sequential(nn.Flatten(), nn.Linear(w), nn.MaxPool2d(1)),
+                                  (1, 2, 2))
+    with pytest.raises(ValueError, match="two Flatten"):
+        nn.to_fully_convolutional(nn.Sequential(nn.Flatten(), nn.Linear(w), nn.Flatten()),
+                                  (1, 2, 2))
+    with pytest.raises(TypeError, match="Sequential"):
+        nn.to_fully_convolutional(nn.ReLU(), (1, 2, 2))
+
+
+# -- parameter report ------------------------------------------------------------------
+
+def test_summary_counts_parameters_flops_and_fc_share():
+    rng = np.random.default_rng(10)
+    model = small_classifier(rng)
+    report = nn.summary(model, (2, 12, 10))
+    conv_params = 4 * 2 * 9 + 4 + 5 * 4 * 6 + 5
+    fc_params = 7 * 10 + 7 + 3 * 7
+    assert report.params == conv_params + fc_params == model.params()
+    assert report.fc_params == fc_params
+    assert report.fc_share == pytest.approx(fc_params / (conv_params + fc_params))
+    assert [r.output_shape for r in report.rows] == [
+        (4, 10, 8), (4, 10, 8), (4, 5, 4), (5, 4, 2), (5, 4, 2), (5, 2, 1), (10,), (7,), (7,),
+        (3,), (3,)]
+    conv_flops = 2 * (4 * 10 * 8 * 18 + 5 * 4 * 2 * 24)
+    assert report.flops == conv_flops + 2 * (7 * 10 + 3 * 7) == model.flops((2, 12, 10))
+    text = str(report)
+    assert "Linear(10\u21927)" in text and f"{report.params:,}" in text
