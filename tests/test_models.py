@@ -1,7 +1,7 @@
 """fastconv.models: the trained LeNet's held-out accuracy, seeded and stored
 weights, VGG-16's parameter split, P-Net as a fully convolutional network,
 and the demo's canvas / sliding-window pieces."""
-import re
+import time
 
 import numpy as np
 import pytest
@@ -188,5 +188,8 @@ def test_heatmap_png_is_written(tmp_path):
 
 
 def test_timed_returns_results_and_medians():
-    t, out = demo.timed({"a": lambda: 1, "b": lambda: 2}, repeats=3, budget=10)
+    t, out, rounds = demo.timed({"a": lambda: 1, "b": lambda: 2}, repeats=3, budget=10)
     assert out == {"a": 1, "b": 2} and set(t) == {"a", "b"} and min(t.values()) >= 0
+    assert rounds == 3
+    t, out, rounds = demo.timed({"slow": lambda: time.sleep(0.02) or 5}, repeats=3, budget=0.01)
+    assert out == {"slow": 5} and rounds == 0 and t["slow"] >= 0.02
