@@ -76,6 +76,19 @@ def test_lenet_fully_convolutional_equals_sliding_window(backend):
     assert err <= 1e-4
 
 
+def test_lenet_fully_convolutional_on_the_whole_canvas_at_all_4096_windows():
+    # The demo's full case, on the oracle backend (the kernels are checked above
+    # on part of the canvas, and against the oracle everywhere else).
+    model = models.lenet5()
+    fcn = nn.to_fully_convolutional(model, model.input_shape)
+    canvas, _ = demo.make_canvas()
+    with fastconv.config(backend="numpy"):
+        heat = fcn(canvas)[0]
+        slide = demo.sliding_window(model, canvas)
+    assert heat.shape == (10, 64, 64) and slide.shape == (64, 64, 10)
+    assert np.abs(heat.transpose(1, 2, 0) - slide).max() / np.abs(slide).max() <= 1e-4
+
+
 def test_seeded_weights_are_deterministic_and_loadable(tmp_path):
     a, b, c = models.lenet5(weights=None), models.lenet5(weights=None), \
         models.lenet5(weights=None, seed=1)
