@@ -73,6 +73,8 @@ def fc6_section(repeats: int, budget: float) -> None:
     print(f"   as FC   linear (1, 25088) x (4096, 25088):          {as_fc}")
     print(f"   as conv conv2d (1, 512, 7, 7) x (4096, 512, 7, 7):  {as_conv}")
     print(f"   same plan: {as_fc == as_conv}")
+    print(f"   fc7 (4096 -> 4096 on a vector) as a 1x1 conv:         "
+          f"{lower.conv2d((1, 4096, 1, 1), (4096, 4096, 1, 1))}")
     fns = {"linear": lambda: api.linear(x.reshape(1, -1), weight, bias),
            "conv2d": lambda: api.conv2d(x, conv_weight, bias)}
     try:
