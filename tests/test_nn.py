@@ -194,6 +194,17 @@ def test_layer_validation():
         nn.Linear(np.zeros((3, 3), np.int32))
     with pytest.raises(ValueError, match="bias must have shape"):
         nn.Linear(np.zeros((3, 4), np.float32), np.zeros(4, np.float32))
+    w = np.zeros((4, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="stride"):
+        nn.Conv2d(w, stride=0)
+    with pytest.raises(ValueError, match="groups"):
+        nn.Conv2d(w, groups=3)
+    with pytest.raises(ValueError, match="padding"):
+        nn.Conv2d(w, padding=-1)
+    with pytest.raises(ValueError, match="same"):
+        nn.Conv2d(w, stride=2, padding="same")
+    with pytest.raises(ValueError, match="algorithm"):
+        nn.Conv2d(w, algorithm="winograd")
     with pytest.raises(TypeError, match="Module"):
         nn.Sequential(nn.ReLU(), np.maximum)
     with pytest.raises(ValueError, match="Flatten"):
