@@ -5,9 +5,49 @@
 #include <assert.h>
 #include "fastconv.h"
 
+/* ---- GEMM kernels ------------------------------------------------------
+ * What a micro-kernel applies while it stores its tile of C.  bias points at
+ * the tile's first row (FC_BIAS_PER_ROW) or first column (FC_BIAS_PER_COL). */
+typedef struct {
+    const void *bias;
+    int bias_mode;
+    int relu;
+    int accumulate;
+} fc_epilogue;
+
+/* C[0:m, 0:n] (epilogue)= A B over k steps, for m <= MR, n <= NR.
+ * a: MR rows, A[i, p] at a[i*rsa + p*csa]: a packed micro-panel (rsa = 1,
+ *    csa = MR) or A read in place.
+ * b: NR values per step, b[p*ldb + j]: a packed micro-panel (ldb = NR) or B
+ *    read in place.
+ * The kernel reads all MR x NR lanes of a and b (the caller packs and
+ * zero-pads partial panels) but writes only the m x n corner of C. */
+typedef void (*fc_sgemm_ukernel)(int64_t k, const float *a, int64_t rsa, int64_t csa,
+                                 const float *b, int64_t ldb, float *c, int64_t rsc,
+                                 int64_t csc, int64_t m, int64_t n, const fc_epilogue *ep);
+typedef void (*fc_dgemm_ukernel)(int64_t k, const double *a, int64_t rsa, int64_t csa,
+                                 const double *b, int64_t ldb, double *c, int64_t rsc,
+                                 int64_t csc, int64_t m, int64_t n, const fc_epilogue *ep);
+
+/* One micro-kernel with its tile and its cache blocking (gemm/blocking.h). */
+typedef struct { fc_sgemm_ukernel run; int64_t mr, nr, mc, kc, nc; } fc_sgemm_kernel;
+typedef struct { fc_dgemm_ukernel run; int64_t mr, nr, mc, kc, nc; } fc_dgemm_kernel;
+
+#define FC_DECLARE_UKERNEL(name, T) \
+    void name(int64_t k, const T *a, int64_t rsa, int64_t csa, const T *b, int64_t ldb, \
+              T *c, int64_t rsc, int64_t csc, int64_t m, int64_t n, const fc_epilogue *ep)
+FC_DECLARE_UKERNEL(fc_sgemm_generic_4x8, float);
+FC_DECLARE_UKERNEL(fc_dgemm_generic_4x4, double);
+FC_DECLARE_UKERNEL(fc_sgemm_avx2_6x16, float);
+FC_DECLARE_UKERNEL(fc_dgemm_avx2_6x8, double);
+FC_DECLARE_UKERNEL(fc_sgemm_avx512_14x32, float);
+FC_DECLARE_UKERNEL(fc_dgemm_avx512_14x16, double);
+
 /* The run-time kernel table, filled once from CPUID (dispatch.c). */
 typedef struct {
     const char *isa;        /* "generic", "avx2", "avx512" */
+    fc_sgemm_kernel sgemm;
+    fc_dgemm_kernel dgemm;
 } fc_kernel_table;
 
 const fc_kernel_table *fc_kernels(void);

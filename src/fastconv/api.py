@@ -47,8 +47,8 @@ def linear(x, weight, bias=None, *, backend=None, out=None, relu=False):
     out = _args.out_array(out, shape, x.dtype)
     target, out = _result(out, shape, x.dtype, x, weight, bias)
     if target.size:
-        x2 = x.reshape(-1, x.shape[-1])
-        _backend(be).gemm(x2, weight.T, target.reshape(x2.shape[0], -1), bias, 1, relu)
+        x2, y2 = (x, target) if x.ndim == 2 else (x[None], target[None])
+        _backend(be).gemm(x2, weight.T, y2, bias, 1, relu)
     return _finish(target, out)
 
 
