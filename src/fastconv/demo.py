@@ -89,7 +89,12 @@ def fc6_section(repeats: int, budget: float) -> None:
         def torch_conv():
             with torch.no_grad():
                 return F.conv2d(tx, tw, tb).numpy()
+
+        def torch_linear():   # PyTorch's other path for the same numbers
+            with torch.no_grad():
+                return F.linear(tx.reshape(1, -1), tw.reshape(4096, -1), tb).numpy()
         fns["torch conv2d"] = torch_conv
+        fns["torch linear"] = torch_linear
     t, out, rounds = timed(fns, repeats, budget)
     y_fc = out["linear"]
     same = np.array_equal(y_fc, out["conv2d"].reshape(1, -1))
@@ -215,13 +220,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fastconv demo", description=__doc__.split("\n")[0])
     ap.add_argument("--backend", choices=("c", "numba", "numpy"), default=None,
                     help="kernel backend (default: the configured one)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for the C and Numba kernels (default: the configured count)")
     ap.add_argument("--png", default="fastconv-heatmap.png", help="heat map output file")
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds (at most)")
     ap.add_argument("--budget", type=float, default=4.0,
                     help="seconds of timing per comparison before rounds stop early")
     args = ap.parse_args(argv)
-    with config(backend=args.backend or get_backend()):
-        print(f"fastconv demo: backend {get_backend()!r}, {get_num_threads()} threads")
+    with config(backend=args.backend or get_backend(), num_threads=args.threads):
+        threads = get_num_threads()
+        print(f"fastconv demo: backend {get_backend()!r}, {threads} thread{'s' * (threads > 1)}")
         fc6_section(args.repeats, args.budget)
         sparse_section()
         lenet_section(args.png, args.repeats, args.budget)
