@@ -175,6 +175,18 @@ def test_pnet_is_fully_convolutional(backend):
     assert report.params == model.params() == 280 + 10 + 1456 + 16 + 4640 + 32 + 198
 
 
+def test_pnet_weights_round_trip_through_npz(tmp_path):
+    a = models.pnet(seed=4)
+    path = tmp_path / "pnet.npz"
+    models.save_weights(a.layers, path)
+    assert "1.weight" in np.load(path).files            # the PReLU slope
+    b = models.pnet(weights=path)
+    image = np.random.default_rng(1).random((2, 3, 16, 14), dtype=np.float32)
+    for got, want in zip(b(image), a(image)):
+        assert np.array_equal(got, want)
+    assert not np.array_equal(models.pnet(seed=5)(image)[1], a(image)[1])
+
+
 # -- demo pieces ---------------------------------------------------------------------------
 
 def test_canvas_places_heldout_digits_in_their_cells():
