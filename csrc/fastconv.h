@@ -96,6 +96,16 @@ int fc_set_isa(const char *name);
  * one fail (n < 0: never fail, the default). */
 void fc_debug_fail_allocs_after(int64_t n);
 
+/* Measured machine limits, for benchmark reports (probe/).  Each call runs
+ * for a fraction of a second on exactly `threads` threads.
+ * fc_probe_fma: fp32 multiply-add throughput, GFLOP/s, of the vector unit
+ * that `isa`'s kernels use ("generic", "avx2", "avx512"; NULL: the active
+ * ISA); FC_EINVAL if this CPU lacks it.  fp64 peak is half of it.
+ * fc_probe_read: memory read bandwidth, GB/s, streaming a `bytes`-long buffer
+ * (make it much larger than the last-level cache). */
+int fc_probe_fma(const char *isa, int threads, double *gflops);
+int fc_probe_read(int64_t bytes, int threads, double *gbps);
+
 /* CDEF END */
 
 #ifdef __cplusplus

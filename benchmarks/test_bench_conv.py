@@ -1,0 +1,31 @@
+"""Convolution: every layer of every suite x fastconv backend x algorithm, with
+torch.nn.functional.conv2d and ONNX Runtime as their own rows of the same group."""
+import pytest
+
+import fastconv
+from fastconv.bench import peers
+from fastconv.bench.suites import SUITES
+
+from bench_helpers import arrays, check
+
+IMPLS = [f"{be}-{algo}" for be in ("c", "numba") for algo in ("auto", "direct", "im2col")] + \
+    ["torch", "onnxruntime"]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("layer", SUITES["conv"], ids=lambda l: l.id)
+def test_conv(layer, impl, reduced, batch, threads, measure, request):
+    entry = layer.reduced() if reduced else layer
+    x, w, bias = arrays(entry, batch)
+    if impl == "torch":
+        request.getfixturevalue("torch")
+        fn = peers.conv("torch", entry, x, w, bias, threads)
+    elif impl == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnx")
+        fn = peers.conv("onnxruntime", entry, x, w, bias, threads)
+    else:
+        backend, algorithm = impl.split("-")
+        fn = lambda: fastconv.conv2d(x, w, bias, entry.stride, entry.pad, 1, entry.groups,
+                                     algorithm=algorithm, backend=backend)
+    check(measure(entry, fn, batch), entry, batch)

@@ -1,0 +1,207 @@
+"""Run a suite: every implementation of every layer, timed side by side.
+
+Timing method (the same for fastconv and its peers): each implementation is
+called twice untimed (first-call costs: JIT, plan, pages; once if a call
+takes over 0.25 s), then timed in rounds.  In a round every implementation
+runs one block of back-to-back calls, its own block, the order reversed every
+other round so no one always runs first or last after another's cache
+footprint.  A row's time is the median over rounds of the block's time per
+call.  An implementation whose single call exceeds the per-layer budget is
+timed in one round only (its row says rounds = 1).  The first warm-up's output is checked against the first peer's (or,
+with no peer, the first implementation's).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .. import api, lower
+from . import machine, networks, peers as _peers
+
+
+@dataclass
+class Impl:
+    backend: str             # "c", "numba", or a peer: "numpy", "torch", "onnxruntime"
+    algorithm: str | None    # fastconv's requested algorithm, "gemm" for matmul and
+                             # "linear" for a full-size conv run as its FC layer; None
+                             # for a peer's own conv or GEMM
+    runs: str | None         # what fastconv actually runs for it (lower.GemmPlan.algorithm)
+    fn: Callable[[], np.ndarray]
+    flops: int | None = None  # when it differs from the entry's (a whole-network form)
+
+    @property
+    def is_peer(self) -> bool:
+        return self.backend in _peers.PEERS
+
+    @property
+    def label(self) -> str:
+        return self.backend if self.algorithm is None else f"{self.backend}/{self.algorithm}"
+
+
+@dataclass
+class Settings:
+    backends: tuple = ("c",)
+    algorithms: tuple = ("auto",)
+    peers: tuple = ("numpy", "torch", "onnxruntime")
+    min_rounds: int = 3
+    max_rounds: int = 15
+    block_seconds: float = 0.02   # one block: back-to-back calls of one implementation
+    entry_seconds: float = 1.5    # stop adding rounds past this, once min_rounds are done
+
+
+def make_arrays(entry, batch: int, seed: int = 0):
+    if entry.kind == "network":
+        return (networks.image(entry, seed),)
+    rng = np.random.default_rng(seed)
+    normal = lambda shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32)
+    if entry.kind == "gemm":
+        return normal((entry.m, entry.k)), normal((entry.k, entry.n), 1 / math.sqrt(entry.k))
+    fan_in = entry.c // entry.groups * entry.kh * entry.kw
+    x = normal((batch, entry.c, entry.h, entry.w))
+    w = normal((entry.k, entry.c // entry.groups, entry.kh, entry.kw), 1 / math.sqrt(fan_in))
+    return x, w, normal((entry.k,))
+
+
+def fastconv_impls(entry, arrays, settings: Settings):
+    out = []
+    for be in settings.backends:
+        if entry.kind == "network":
+            for form, (fn, flops) in entry.implementations(be, *arrays).items():
+                out.append(Impl(be, form, None, fn, flops))
+            continue
+        if entry.kind == "gemm":
+            a, b = arrays
+            out.append(Impl(be, "gemm", "gemm", lambda be=be: api.matmul(a, b, backend=be)))
+            continue
+        x, w, bias = arrays
+        for algo in settings.algorithms:
+            plan = lower.conv2d(x.shape, w.shape, entry.stride, entry.pad, 1, entry.groups,
+                                algorithm=algo)
+            out.append(Impl(be, algo, plan.algorithm, lambda be=be, algo=algo: api.conv2d(
+                x, w, bias, entry.stride, entry.pad, 1, entry.groups, algorithm=algo, backend=be)))
+        if entry.is_full_size:   # the same layer as the FC layer it is
+            x2, w2 = fc_view(x, w)
+            out.append(Impl(be, "linear", "gemm",
+                            lambda be=be: api.linear(x2, w2, bias, backend=be)))
+    return out
+
+
+def fc_view(x, w):
+    """A full-size conv's input and weights as an FC layer's (batch, C*H*W) and (K, C*H*W)."""
+    return x.reshape(x.shape[0], -1), w.reshape(w.shape[0], -1)
+
+
+def peer_impls(entry, arrays, settings: Settings, threads: int, note: Callable[[str], None]):
+    out = []
+    for peer in settings.peers:
+        if entry.kind not in ("conv", "gemm") or not _peers.supports(peer, entry.kind):
+            continue
+        try:
+            fn = (_peers.gemm(peer, *arrays, threads) if entry.kind == "gemm"
+                  else _peers.conv(peer, entry, *arrays, threads))
+        except _peers.PeerUnavailable as exc:
+            note(f"skipping {peer}: {exc}")
+            continue
+        except Exception as exc:   # e.g. a peer rejecting this layer: its problem, not ours
+            note(f"skipping {peer} on {entry.id}: {type(exc).__name__}: {exc}")
+            continue
+        out.append(Impl(peer, None, None, fn))
+        if peer == "torch" and entry.kind == "conv" and entry.is_full_size:
+            out.append(Impl(peer, "linear", None, _peers.linear(peer, *fc_view(*arrays[:2]),
+                                                                arrays[2], threads)))
+    return out
+
+
+def agree(result: np.ndarray, reference: np.ndarray) -> bool:
+    """Loose agreement of float32 results from different summation orders; a
+    wrong kernel misses by far more."""
+    if result.size != reference.size:
+        return False
+    result = result.reshape(reference.shape)   # an FC layer's (N, K) is a conv's (N, K, 1, 1)
+    scale = float(np.abs(reference).max()) if reference.size else 0.0
+    return bool(np.allclose(result, reference, rtol=1e-3, atol=1e-3 * max(scale, 1e-30)))
+
+
+def time_impls(impls, settings: Settings, clock=time.perf_counter, note=print):
+    """{label: [seconds per call, one per round]}, {label: output agrees with
+    the reference} and {label: calls per block}.  A peer that fails is dropped
+    with a note; a failing fastconv implementation raises."""
+    reference, agrees, reps = None, {}, {}
+    for impl in sorted(impls, key=lambda i: not i.is_peer):   # peers first: the reference
+        t0 = clock()
+        try:
+            out = impl.fn()
+        except Exception as exc:
+            if not impl.is_peer:
+                raise
+            note(f"skipping {impl.label}: it failed ({type(exc).__name__}: {exc})")
+            impls.remove(impl)
+            continue
+        once = clock() - t0
+        reference = out if reference is None else reference
+        agrees[impl.label] = agree(out, reference)
+        del out   # only the reference is kept: outputs of batch-8 layers are large
+        if once < 0.25:  # a second warm-up gives a call time free of first-call costs
+            t0 = clock()
+            impl.fn()
+            once = clock() - t0
+        reps[impl.label] = max(1, min(10_000, round(settings.block_seconds / max(once, 1e-7))))
+    times = {impl.label: [] for impl in impls}
+    start = clock()
+    for rnd in range(settings.max_rounds):
+        if rnd >= settings.min_rounds and clock() - start > settings.entry_seconds:
+            break
+        for impl in (impls if rnd % 2 == 0 else impls[::-1]):
+            if rnd > 0 and times[impl.label][0] > settings.entry_seconds:
+                continue   # one call takes the whole budget: one timed round is all it gets
+            n = reps[impl.label]
+            t0 = clock()
+            for _ in range(n):
+                impl.fn()
+            times[impl.label].append((clock() - t0) / n)
+    return times, agrees, reps
+
+
+def run_entry(entry, batch: int, threads: int, settings: Settings,
+              note: Callable[[str], None] = print) -> list[dict]:
+    """Time every implementation of one layer or GEMM; one row each."""
+    arrays = make_arrays(entry, batch)
+    impls = fastconv_impls(entry, arrays, settings) + \
+        peer_impls(entry, arrays, settings, threads, note)
+    times, agrees, reps = time_impls(impls, settings, note=note)
+    nbytes = entry.min_bytes(batch)
+    rows = []
+    for impl in impls:
+        flops = impl.flops or entry.flops(batch)
+        roof = roofline(flops / nbytes, threads)
+        seconds = statistics.median(times[impl.label])
+        gflops = flops / seconds * 1e-9
+        rows.append({
+            "suite": entry.suite, "layer": entry.name, "kind": entry.kind,
+            "shape": entry.describe(), "batch": batch if entry.kind == "conv" else None,
+            "threads": threads, "dtype": "float32",
+            "backend": impl.backend, "algorithm": impl.algorithm, "runs": impl.runs,
+            "ms": seconds * 1e3, "ms_min": min(times[impl.label]) * 1e3,
+            "rounds": len(times[impl.label]), "calls_per_round": reps[impl.label],
+            "flops": flops, "min_bytes": nbytes, "gflops": gflops,
+            "gbps": nbytes / seconds * 1e-9,
+            "bound": "memory" if roof < machine.peak(threads) else "compute",
+            "peak_fraction": gflops / roof,
+            "agrees": agrees[impl.label],
+        })
+    peer_ms = [r["ms"] for r in rows if r["backend"] in _peers.PEERS]
+    best = min(peer_ms) if peer_ms else None
+    for r in rows:
+        r["vs_best_peer"] = best / r["ms"] if best else None
+    return rows
+
+
+def roofline(intensity: float, threads: int) -> float:
+    """Attainable GFLOP/s at `intensity` flop/byte: the FMA peak, or the read
+    bandwidth times the intensity where that is lower."""
+    return min(machine.peak(threads), machine.read_bandwidth(threads) * intensity)
