@@ -27,13 +27,14 @@
  *
  * Measured (fp32, 1 thread, against OpenBLAS): KC 512 beat 192, 256 and 384
  * at 2048^3 and 1000^3 by 5-10% (fewer passes over C); MC 168 and 252 tied;
- * nc_small 512 beat 4096 by ~10% at (64, 4096, 4096).
+ * nc_small 512 beat 4096 by ~10% at (64, 4096, 4096).  fp64 showed no such
+ * gain and lost at (49, 512, 4608) with nc_small 256, so it keeps NC.
  *
  *                              mc   kc    nc  nc_small */
 #define FC_BLOCK_SGEMM_AVX512   168, 512, 4096, 512   /* 14 x 32 tile */
-#define FC_BLOCK_DGEMM_AVX512    84, 512, 2048, 256   /* 14 x 16 tile */
+#define FC_BLOCK_DGEMM_AVX512    84, 512, 2048, 2048  /* 14 x 16 tile */
 #define FC_BLOCK_SGEMM_AVX2     168, 512, 4096, 512   /*  6 x 16 tile */
-#define FC_BLOCK_DGEMM_AVX2      84, 512, 2048, 256   /*  6 x  8 tile */
+#define FC_BLOCK_DGEMM_AVX2      84, 512, 2048, 2048  /*  6 x  8 tile */
 #define FC_BLOCK_SGEMM_GENERIC  256, 256, 2048, 1024  /*  4 x  8 tile */
 #define FC_BLOCK_DGEMM_GENERIC  128, 256, 2048, 512   /*  4 x  4 tile */
 
