@@ -13,7 +13,9 @@ compute); each thread takes a contiguous run of blocks.  Per block:
           on the last KC block: bias and ReLU in registers before the store
 
 Panels are zero-padded, so the micro-kernel always computes a whole tile;
-tiles that stick out of C go to a small buffer and are copied in.
+tiles that stick out of C go to a small buffer and are copied in.  When a
+block has only a few B panels (small n), packing A would cost more than it
+saves, and the micro-kernel reads a row-major A in place instead.
 
 The micro-kernel is a Numba @intrinsic that emits the LLVM IR directly: the
 accumulators must live in vector registers for the whole k loop.  Plain Numba
