@@ -29,9 +29,18 @@ typedef void (*fc_dgemm_ukernel)(int64_t k, const double *a, int64_t rsa, int64_
                                  const double *b, int64_t ldb, double *c, int64_t rsc,
                                  int64_t csc, int64_t m, int64_t n, const fc_epilogue *ep);
 
-/* One micro-kernel with its tile and its cache blocking (gemm/blocking.h). */
-typedef struct { fc_sgemm_ukernel run; int64_t mr, nr, mc, kc, nc; } fc_sgemm_kernel;
-typedef struct { fc_dgemm_ukernel run; int64_t mr, nr, mc, kc, nc; } fc_dgemm_kernel;
+/* One micro-kernel with its tile and its cache blocking (gemm/blocking.h;
+ * nc_small is NC when all rows fit one MC block),
+ * plus a shorter kernel (mr_short rows, same NR) for the last rows of C, so
+ * that a partial panel does not cost a full one. */
+typedef struct {
+    fc_sgemm_ukernel run; int64_t mr, nr, mc, kc, nc, nc_small;
+    fc_sgemm_ukernel run_short; int64_t mr_short;
+} fc_sgemm_kernel;
+typedef struct {
+    fc_dgemm_ukernel run; int64_t mr, nr, mc, kc, nc, nc_small;
+    fc_dgemm_ukernel run_short; int64_t mr_short;
+} fc_dgemm_kernel;
 
 #define FC_DECLARE_UKERNEL(name, T) \
     void name(int64_t k, const T *a, int64_t rsa, int64_t csa, const T *b, int64_t ldb, \
@@ -40,8 +49,12 @@ FC_DECLARE_UKERNEL(fc_sgemm_generic_4x8, float);
 FC_DECLARE_UKERNEL(fc_dgemm_generic_4x4, double);
 FC_DECLARE_UKERNEL(fc_sgemm_avx2_6x16, float);
 FC_DECLARE_UKERNEL(fc_dgemm_avx2_6x8, double);
+FC_DECLARE_UKERNEL(fc_sgemm_avx2_3x16, float);
+FC_DECLARE_UKERNEL(fc_dgemm_avx2_3x8, double);
 FC_DECLARE_UKERNEL(fc_sgemm_avx512_14x32, float);
 FC_DECLARE_UKERNEL(fc_dgemm_avx512_14x16, double);
+FC_DECLARE_UKERNEL(fc_sgemm_avx512_7x32, float);
+FC_DECLARE_UKERNEL(fc_dgemm_avx512_7x16, double);
 
 /* The run-time kernel table, filled once from CPUID (dispatch.c). */
 typedef struct {

@@ -22,10 +22,10 @@ DTYPES = [np.float32, np.float64]
 TILES = {
     ("generic", np.float32): (4, 8, 256, 256, 2048),
     ("generic", np.float64): (4, 4, 128, 256, 2048),
-    ("avx2", np.float32): (6, 16, 288, 256, 4096),
-    ("avx2", np.float64): (6, 8, 144, 256, 2048),
-    ("avx512", np.float32): (14, 32, 336, 256, 4096),
-    ("avx512", np.float64): (14, 16, 168, 256, 2048),
+    ("avx2", np.float32): (6, 16, 168, 512, 4096),
+    ("avx2", np.float64): (6, 8, 84, 512, 2048),
+    ("avx512", np.float32): (14, 32, 168, 512, 4096),
+    ("avx512", np.float64): (14, 16, 84, 512, 2048),
 }
 NETWORK_SHAPES = [(1000, 1000, 1000), (1024, 1024, 1024), (2048, 2048, 2048), (3136, 64, 576),
                   (784, 128, 1152), (196, 256, 2304), (49, 512, 4608), (12544, 64, 147),
@@ -58,7 +58,8 @@ def oracle(a, b, c0=None, bias=None, bias_axis=1, relu=False):
 
 
 def c_gemm(a, b, c, bias=None, bias_axis=1, relu=False, accumulate=False):
-    """Call the C entry point directly on arbitrary strided views (c included)."""
+    """Call the C entry point directly on arbitrary strided views (c included),
+    with the epilogue options the public API does not expose (accumulate)."""
     es = lambda x: [s // x.itemsize for s in x.strides]
     ptr = lambda x: ffi.cast("void *", x.__array_interface__["data"][0])
     g = ffi.new("fc_gemm_args *")
@@ -90,7 +91,8 @@ def edge_shapes(isa, dtype):
     mr, nr, mc, kc, nc = TILES[isa, dtype]
     return [(1, 1, 1), (2, 3, 5), (7, 11, 13), (17, 19, 23), (1, 37, 41), (43, 1, 47),
             (5, 7, 1), (1, 1, 29), (mr - 1, nr - 1, 3), (mr, nr, 4), (mr + 1, nr + 1, 5),
-            (2 * mr + 1, 3 * nr - 1, 9), (mc - 1, nr + 3, kc + 1), (mc + 1, 2 * nr + 1, kc - 1),
+            (2 * mr + 1, 3 * nr - 1, 9), (mr + mr // 2, nr, 6), (mr + mr // 2 + 1, nr, 6),
+            (mc - 1, nr + 3, kc + 1), (mc + 1, 2 * nr + 1, kc - 1),
             (mr + 2, nr + 5, 2 * kc + 1), (mr - 1, nc + 1, 7), (3, 2 * nc - 1, 2)]
 
 
@@ -211,16 +213,32 @@ def test_threads_agree_and_concurrent_calls():
 
 @pytest.mark.parametrize("shape", [(40, 50, 60), (1, 300, 200), (300, 1, 200)], ids=str)
 def test_allocation_failure_is_memory_error(shape):
+    """Pack buffers are kept per thread between calls, so the failing call runs
+    in a fresh thread (alone: one C thread) that has none yet."""
     rng = np.random.default_rng(8)
     m, n, k = shape
     a = rng.standard_normal((m, 2 * k)).astype(np.float32)[:, ::2]
     b = np.asfortranarray(rng.standard_normal((k, n)).astype(np.float32))[:, ::-1]
     if n == 1:  # the GEMV copies a strided vector: make it strided
         a, b = np.ascontiguousarray(a), rng.standard_normal((2 * k, 1)).astype(np.float32)[::2]
-    lib.fc_debug_fail_allocs_after(0)
-    try:
-        with pytest.raises(MemoryError):
+    raised = []
+
+    def failing_call():
+        lib.fc_debug_fail_allocs_after(0)
+        try:
             fastconv.matmul(a, b, backend="c")
+        except MemoryError:
+            raised.append(True)
+        finally:
+            lib.fc_debug_fail_allocs_after(-1)
+
+    old = fastconv.get_num_threads()
+    fastconv.set_num_threads(1)
+    try:
+        worker = threading.Thread(target=failing_call)
+        worker.start()
+        worker.join()
     finally:
-        lib.fc_debug_fail_allocs_after(-1)
+        fastconv.set_num_threads(old)
+    assert raised == [True]
     np.testing.assert_allclose(fastconv.matmul(a, b, backend="c"), oracle(a, b), atol=1e-3)

@@ -1,5 +1,6 @@
 /* GEMM entry points fc_sgemm / fc_dgemm: the packed five-loop GEMM and its
  * GEMV path, written once in gemm_impl.inc and instantiated per type. */
+#include <pthread.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -50,6 +51,32 @@ static int threads_for(double madds)
     int t = fc_threads();
     int64_t useful = (int64_t)(madds / (1 << 17)) + 1; /* ~100 us of work per thread */
     return useful < t ? (int)useful : t;
+}
+
+/* Pack buffers, one per thread, kept between calls and grown when a call
+ * needs more: a fresh multi-MiB allocation per call would cost a page fault
+ * per 4 KiB touched.  Freed when the thread exits. */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_release(void *block) { fc_free(block); }
+static void scratch_make_key(void) { pthread_key_create(&scratch_key, scratch_release); }
+
+/* This thread's buffer of at least `bytes`, 64-byte aligned; NULL if out of memory. */
+static void *thread_scratch(size_t bytes)
+{
+    pthread_once(&scratch_once, scratch_make_key);
+    size_t *block = pthread_getspecific(scratch_key); /* block[0]: usable bytes */
+    if (block && block[0] >= bytes)
+        return (char *)block + 64;
+    fc_free(block);
+    pthread_setspecific(scratch_key, NULL);
+    block = fc_alloc(bytes + 64);
+    if (!block)
+        return NULL;
+    block[0] = bytes;
+    pthread_setspecific(scratch_key, block);
+    return (char *)block + 64;
 }
 
 #define T float
