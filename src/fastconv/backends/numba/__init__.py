@@ -1,2 +1,9 @@
-"""The Numba backend: the same operations as the C backend, in Numba."""
-from .kernels import conv2d, gemm  # noqa: F401
+"""The Numba backend: the same operations as the C backend, written in Numba.
+
+gemm.py     packed, blocked GEMM (BLIS structure) with fused bias/ReLU, on a
+            register-blocked micro-kernel (an @intrinsic emitting LLVM IR)
+conv.py     im2col fused into the GEMM's packing, and direct convolution
+_runtime.py compile options, operand views, threads and launch
+"""
+from .conv import conv2d  # noqa: F401
+from .gemm import gemm  # noqa: F401

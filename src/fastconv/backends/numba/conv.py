@@ -1,0 +1,123 @@
+"""Convolution: im2col fused into the GEMM's packing, and direct convolution.
+
+im2col: per image and group, whole output rows at a time (as many as the
+caller's workspace_bytes allow), the conv is the GEMM
+    NCHW: Y_g[kg, pixels] = W_g[kg, C/g*kh*kw] @ patches[C/g*kh*kw, pixels]
+    NHWC: Y_g[pixels, kg] = patches^T @ W_g^T
+and the patch matrix is never written out: the GEMM packs its panels
+straight from the image (gemm._pack_patches), so the only workspace is the
+GEMM's packing buffer.
+
+direct: no patch matrix at all.  The input is copied once into a
+zero-padded NCHW array, so the inner loop has no bounds checks; each task
+is a few output rows of one output channel, each accumulated in place (it
+stays in L1) while the loop over input channels and taps runs, and the
+innermost loop runs along output pixels (unit stride when the conv's
+stride is 1), which LLVM vectorises.  This is the path for depthwise
+convolutions, where the per-group GEMM is too thin to pay for packing.
+"""
+import numba
+import numpy as np
+
+from . import _runtime, gemm as _gemm
+
+
+def _patches(x, n, g, cg, p, r0):
+    """Image n, group g of x as the GEMM operand of its patch matrix,
+    starting at output row r0."""
+    span, off, strides = _runtime.flat(x)
+    if p.layout == "NCHW":
+        sn, sc, sh, sw = strides
+    else:
+        sn, sh, sw, sc = strides
+    geom = (p.ow, r0, p.stride[0], p.stride[1], p.dilation[0], p.dilation[1],
+            p.padding[0], p.padding[2], p.kh, p.kw, p.h, p.w, sc, sh, sw)
+    return span, off + n * sn + g * cg * sc, 0, 0, geom
+
+
+def _im2col(x, weight, bias, p, out, workspace_bytes, relu):
+    cg, kg = p.c // p.groups, p.k // p.groups
+    kdim = cg * p.kh * p.kw
+    tile_rows = max(1, min(p.oh, workspace_bytes // (kdim * p.ow * x.itemsize)))
+    for n in range(p.n):
+        for g in range(p.groups):
+            wg = weight[g * kg:(g + 1) * kg].reshape(kg, kdim)
+            bg = None if bias is None else bias[g * kg:(g + 1) * kg]
+            for r0 in range(0, p.oh, tile_rows):
+                rows = min(tile_rows, p.oh - r0)
+                pixels = rows * p.ow
+                cols = _patches(x, n, g, cg, p, r0)
+                if p.layout == "NCHW":
+                    y = out[n, g * kg:(g + 1) * kg, r0:r0 + rows].reshape(kg, pixels)
+                    _gemm.run(_gemm.matrix(wg), cols, kg, pixels, kdim, y, bg, 0, relu)
+                else:
+                    y = out[n, r0:r0 + rows, :, g * kg:(g + 1) * kg].reshape(pixels, kg)
+                    # patches^T: the pixel index is the GEMM's row index.
+                    _gemm.run(cols, _gemm.matrix(wg.T), pixels, kg, kdim, y, bg, 1, relu)
+
+
+@numba.njit(**_runtime.PARALLEL_JIT)
+def _direct(xp, w, bias, has_bias, relu, y, n_, c, hp, wp, k, kh, kw, oh, ow,
+            sh, sw, dh, dw, groups, rows, zero):
+    """xp: zero-padded input (N, C, Hp, Wp); w: (K, C/groups, kh, kw);
+    y: output (N, K, OH, OW); all flat and contiguous.  A task is `rows`
+    output rows of one output channel; each row is accumulated in place in
+    y (it stays in L1) starting from the bias.  zero: 0 in the dtype."""
+    cg = c // groups
+    kg = k // groups
+    row_blocks = (oh + rows - 1) // rows
+    for task in numba.prange(n_ * k * row_blocks):
+        rb = task % row_blocks
+        ko = (task // row_blocks) % k
+        n = task // (row_blocks * k)
+        g = ko // kg
+        b = bias[ko] if has_bias else zero
+        for oy in range(rb * rows, min((rb + 1) * rows, oh)):
+            at = ((n * k + ko) * oh + oy) * ow
+            yrow = y[at:at + ow]  # row views vectorise (see _runtime)
+            for ox in range(ow):
+                yrow[ox] = b
+            for ci in range(cg):
+                plane = (n * c + g * cg + ci) * hp * wp
+                for i in range(kh):
+                    row = plane + (oy * sh + i * dh) * wp
+                    for j in range(kw):
+                        wv = w[((ko * cg + ci) * kh + i) * kw + j]
+                        xrow = xp[row + j * dw:]
+                        if sw == 1:
+                            for ox in range(ow):
+                                yrow[ox] += wv * xrow[ox]
+                        else:
+                            for ox in range(ow):
+                                yrow[ox] += wv * xrow[ox * sw]
+            if relu:
+                for ox in range(ow):
+                    v = yrow[ox]
+                    yrow[ox] = zero if v < zero else v
+
+
+def _direct_conv(x, weight, bias, p, out, relu):
+    top, bottom, left, right = p.padding
+    hp, wp = p.h + top + bottom, p.w + left + right
+    xp = np.zeros((p.n, p.c, hp, wp), x.dtype)
+    xp[:, :, top:top + p.h, left:left + p.w] = x if p.layout == "NCHW" else x.transpose(0, 3, 1, 2)
+    y = out if p.layout == "NCHW" else np.empty((p.n, p.k, p.oh, p.ow), x.dtype)
+    _runtime.use_threads()
+    _runtime.launch(_direct, xp.reshape(-1), np.ascontiguousarray(weight).reshape(-1),
+                    _runtime.vector(bias, x.dtype), bias is not None, bool(relu), y.reshape(-1),
+                    p.n, p.c, hp, wp, p.k, p.kh, p.kw, p.oh, p.ow, p.stride[0], p.stride[1],
+                    p.dilation[0], p.dilation[1], p.groups,
+                    max(1, min(p.oh, 256 // p.ow)), x.dtype.type(0))
+    if y is not out:
+        out[...] = y.transpose(0, 2, 3, 1)
+
+
+def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
+    """See fastconv.backends: algorithm "direct" or "im2col"; out is
+    C-contiguous of shape p.out_shape."""
+    if p.n == 0:
+        return
+    if algorithm == "direct":
+        _direct_conv(x, weight, bias, p, out, relu)
+    else:
+        _im2col(x, weight, bias, p, out, workspace_bytes, relu)

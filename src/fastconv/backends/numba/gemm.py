@@ -1,0 +1,497 @@
+"""Packed, blocked GEMM (the BLIS structure) on a register-blocked micro-kernel.
+
+C is split into blocks (rows x columns) that each pack their own panels, so
+a call is a single parallel region (no barriers between packing and
+compute); each thread takes a contiguous run of blocks.  Per block:
+
+    for pc in k by KC:
+      pack the block's columns of B[pc] into NR-wide panels (KC x NCB, L2)
+      for each MR-row panel of the block:
+        pack A[rows, pc] into one MR-tall panel (MR x KC, L1)
+        for each B micro-panel:
+          micro-kernel: C tile (=|+=) A panel x B panel
+          on the last KC block: bias and ReLU in registers before the store
+
+Panels are zero-padded, so the micro-kernel always computes a whole tile;
+tiles that stick out of C go to a small buffer and are copied in.  When a
+block has only a few B panels (small n), packing A would cost more than it
+saves, and the micro-kernel reads a row-major A in place instead.
+
+The micro-kernel is a Numba @intrinsic that emits the LLVM IR directly: the
+accumulators must live in vector registers for the whole k loop.  Plain Numba
+code keeps a local accumulator array in memory (it is an NRT allocation LLVM
+cannot promote), which costs a load and a store around every FMA; scalar
+locals would need LLVM's SLP vectoriser to rebuild the vectors.  Here each
+accumulator is an LLVM vector value carried around the k loop by a phi node,
+so LLVM allocates it to a register.  Each k step is NV vector loads of B,
+MR scalar loads of A splatted to vectors and MR*NV `llvm.fma` calls.  On
+AVX-512 hosts `inspect_asm` shows the loop (LLVM unrolls it by 2) as
+`vbroadcastss`/`vmovups` feeding `vfmadd231ps zmm` (fp32; `pd` for fp64),
+MR * NV per k step, with no accumulator loads or stores inside the loop.
+
+Tile shape per host ISA and dtype (NR = NV vectors of VW lanes):
+  AVX-512: MR = 8, NV = 2 -> 16 accumulators (8 x 32 fp32, 8 x 16 fp64)
+  AVX2 / AVX (16 registers): MR = 6, NV = 2 -> 12 accumulators
+  otherwise (SSE): MR = 6, NV = 2 on 16-byte vectors
+On AVX-512, 12 x 32 (24 accumulators) ran no faster than 8 x 32 in
+side-by-side runs, and MR = 8 divides the channel counts of CNN layers
+(64, 128, ...), where MR = 12 wastes up to 11% of each tile column.
+
+Everything the compiled GEMM uses lives in this one file: Numba checks a
+cached function against its own source file only, so a micro-kernel kept
+in another module could be loaded stale from the cache after an edit.
+"""
+import llvmlite.binding as llvm
+import numba
+import numba.np.numpy_support
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+from . import _runtime
+
+_features = llvm.get_host_cpu_features()
+if _features.get("avx512f"):
+    _VECTOR_BYTES, _MR = 64, 8
+elif _features.get("avx"):
+    _VECTOR_BYTES, _MR = 32, 6
+else:
+    _VECTOR_BYTES, _MR = 16, 6
+_NV = 2
+
+
+def tile(itemsize: int) -> tuple[int, int]:
+    """(MR, NR) of the micro-kernel for elements of `itemsize` bytes."""
+    return _MR, _NV * (_VECTOR_BYTES // itemsize)
+
+
+def tile_of(arr):
+    """(MR, NR) for arr's dtype, as compile-time constants inside Numba code."""
+    return tile(arr.dtype.itemsize)
+
+
+@overload(tile_of)
+def _tile_of(arr):
+    mr, nr = tile(arr.dtype.bitwidth // 8)
+    return lambda arr: (mr, nr)
+
+
+@intrinsic
+def microkernel(typingctx, ap, a_off, a_rs, a_cs, bp, b_off, kc, c, c_off, ldc, accumulate,
+                bias, bias_off, bias_axis, relu):
+    """The MR x NR tile T = sum_p ap[a_off + i*a_rs + p*a_cs] * bp[b_off + p*NR + j]
+    (an MR-tall panel of A, packed when (a_rs, a_cs) = (1, MR), times an
+    NR-wide packed B panel), stored as
+        c[c_off + i*ldc + j] = (c[...] if accumulate else 0) + T[i, j]
+            (+ bias[bias_off + i] if bias_axis == 0, + bias[bias_off + j] if 1)
+            (then x < 0 ? 0 : x if relu; NaN passes)
+    ap, bp, c, bias: 1-D contiguous arrays of one float dtype; accumulate and
+    relu booleans; the rest integers.  The caller guarantees every index is
+    in range."""
+    sig = types.void(ap, a_off, a_rs, a_cs, bp, b_off, kc, c, c_off, ldc, accumulate,
+                     bias, bias_off, bias_axis, relu)
+
+    def codegen(context, builder, sig, args):
+        aty = sig.args[0]
+        itemsize = aty.dtype.bitwidth // 8
+        mr, nr = tile(itemsize)
+        vw = _VECTOR_BYTES // itemsize
+        nv = nr // vw
+        fty = context.get_data_type(aty.dtype)
+        vty = ir.VectorType(fty, vw)
+        intp = context.get_value_type(types.intp)
+
+        def as_intp(i):
+            return context.cast(builder, args[i], sig.args[i], types.intp)
+
+        def data(i):
+            return context.make_array(sig.args[i])(context, builder, args[i]).data
+
+        a0 = builder.gep(data(0), [as_intp(1)])
+        a_rs_, a_cs_ = as_intp(2), as_intp(3)
+        a_row = [builder.mul(a_rs_, ir.Constant(intp, i)) for i in range(mr)]
+        b0 = builder.gep(data(4), [as_intp(5)])
+        c0 = builder.gep(data(7), [as_intp(8)])
+        k, ldc_ = as_intp(6), as_intp(9)
+        suffix = f"v{vw}f{itemsize * 8}"
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
+                                             f"llvm.fma.{suffix}")
+        zero = ir.Constant(vty, None)
+        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), vw), None)
+
+        def vload(base, index):
+            ptr = builder.bitcast(builder.gep(base, [index]), vty.as_pointer())
+            return builder.load(ptr, align=itemsize)
+
+        # Prefetch the C tile for writing before the k loop, so that its
+        # cache misses overlap the FMAs instead of stalling the final stores.
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+        for i in range(mr):
+            c_i = builder.gep(c0, [builder.mul(ldc_, ir.Constant(intp, i))])
+            for line in range(0, nr * itemsize, 64):
+                ptr = builder.bitcast(builder.gep(c_i, [ir.Constant(intp, line // itemsize)]), i8p)
+                builder.call(prefetch, [ptr, i32(1), i32(3), i32(1)])
+
+        entry = builder.basic_block
+        loop = builder.append_basic_block("uk.loop")
+        done = builder.append_basic_block("uk.done")
+        builder.cbranch(builder.icmp_signed(">", k, ir.Constant(intp, 0)), loop, done)
+
+        builder.position_at_end(loop)
+        p = builder.phi(intp)
+        p.add_incoming(ir.Constant(intp, 0), entry)
+        acc = [[builder.phi(vty) for _ in range(nv)] for _ in range(mr)]
+        for row in acc:
+            for phi in row:
+                phi.add_incoming(zero, entry)
+        a_p = builder.gep(a0, [builder.mul(p, a_cs_)])
+        b_p = builder.gep(b0, [builder.mul(p, ir.Constant(intp, nr))])
+        bvec = [vload(b_p, ir.Constant(intp, v * vw)) for v in range(nv)]
+        new = []
+        for i in range(mr):
+            a_i = builder.load(builder.gep(a_p, [a_row[i]]), align=itemsize)
+            a_i = builder.insert_element(ir.Constant(vty, ir.Undefined), a_i,
+                                         ir.Constant(ir.IntType(32), 0))
+            a_i = builder.shuffle_vector(a_i, ir.Constant(vty, ir.Undefined), splat_mask)
+            new.append([builder.call(fma, [a_i, bvec[v], acc[i][v]]) for v in range(nv)])
+        p_next = builder.add(p, ir.Constant(intp, 1))
+        p.add_incoming(p_next, loop)
+        for i in range(mr):
+            for v in range(nv):
+                acc[i][v].add_incoming(new[i][v], loop)
+        builder.cbranch(builder.icmp_signed("<", p_next, k), loop, done)
+
+        builder.position_at_end(done)
+        final = []
+        for i in range(mr):
+            row = []
+            for v in range(nv):
+                phi = builder.phi(vty)
+                phi.add_incoming(zero, entry)
+                phi.add_incoming(new[i][v], loop)
+                row.append(phi)
+            final.append(row)
+        # The epilogue works on stack slots, which LLVM promotes back to
+        # registers: the branches below are taken once per tile.
+        slots = [[cgutils.alloca_once_value(builder, final[i][v]) for v in range(nv)]
+                 for i in range(mr)]
+        ptrs = [[builder.bitcast(builder.gep(c0, [builder.add(
+            builder.mul(ldc_, ir.Constant(intp, i)), ir.Constant(intp, v * vw))]), vty.as_pointer())
+            for v in range(nv)] for i in range(mr)]
+
+        def update(i, v, fn):
+            builder.store(fn(builder.load(slots[i][v])), slots[i][v])
+
+        with builder.if_then(context.cast(builder, args[10], sig.args[10], types.boolean)):
+            for i in range(mr):
+                for v in range(nv):
+                    old = builder.load(ptrs[i][v], align=itemsize)
+                    update(i, v, lambda x: builder.fadd(x, old))
+        bias0 = builder.gep(data(11), [as_intp(12)])
+        axis = as_intp(13)
+        with builder.if_then(builder.icmp_signed("==", axis, ir.Constant(intp, 0))):
+            for i in range(mr):
+                b_i = builder.load(builder.gep(bias0, [ir.Constant(intp, i)]), align=itemsize)
+                b_i = builder.insert_element(ir.Constant(vty, ir.Undefined), b_i,
+                                             ir.Constant(ir.IntType(32), 0))
+                b_i = builder.shuffle_vector(b_i, ir.Constant(vty, ir.Undefined), splat_mask)
+                for v in range(nv):
+                    update(i, v, lambda x: builder.fadd(x, b_i))
+        with builder.if_then(builder.icmp_signed("==", axis, ir.Constant(intp, 1))):
+            for v in range(nv):
+                b_v = vload(bias0, ir.Constant(intp, v * vw))
+                for i in range(mr):
+                    update(i, v, lambda x: builder.fadd(x, b_v))
+        with builder.if_then(context.cast(builder, args[14], sig.args[14], types.boolean)):
+            for i in range(mr):
+                for v in range(nv):
+                    # Ordered x < 0 is false for NaN, so NaN is kept.
+                    update(i, v, lambda x: builder.select(builder.fcmp_ordered("<", x, zero),
+                                                          zero, x))
+        for i in range(mr):
+            for v in range(nv):
+                builder.store(builder.load(slots[i][v]), ptrs[i][v], align=itemsize)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# (KC, NCB_PANELS): depth of a packed block, and most B micro-panels per
+# block of C, so that the packed KC x NCB block of B stays in L2 (512 KiB
+# fp32, 384 KiB fp64) while the MR x KC panel of A stays in L1.
+_BLOCKING = {4: (256, 16), 8: (192, 16)}
+
+
+def blocking(itemsize):
+    return _BLOCKING[itemsize]
+
+
+def blocking_of(arr):
+    return blocking(arr.dtype.itemsize)
+
+
+def zero_of(arr):
+    return arr.dtype.type(0)
+
+
+@overload(zero_of)
+def _zero_of(arr):
+    zero = numba.np.numpy_support.as_dtype(arr.dtype).type(0)
+    return lambda arr: zero
+
+
+@overload(blocking_of)
+def _blocking_of(arr):
+    b = blocking(arr.dtype.bitwidth // 8)
+    return lambda arr: b
+
+
+# Packing.  A panel is `width` (MR or NR) entries of the panel's short
+# dimension ("pixels": rows of A, columns of B) by kc entries of the depth,
+# stored as dst[at + p*width + t]; entries past the operand's edge are zero.
+# An operand is either a strided matrix or, for a convolution, the implicit
+# patch matrix of an image (im2col fused into packing), described by
+# geom = (ow, r0, sh, sw, dh, dw, pt, pl, kh, kw, h, w, sxc, sxh, sxw):
+# pixel t is output pixel (r0 + t // ow, t % ow), depth q is tap (c, i, j) of
+# the weights' (C/groups, kh, kw) order; geom[0] == 0 means a plain matrix.
+NO_PATCHES = (0,) * 15
+
+
+@numba.njit(**_runtime.JIT)
+def _pack_matrix(src, off, s_pix, s_q, npix, pix0, q0, kc, width, dst, at):
+    valid = min(width, npix - pix0)
+    if s_pix == 1:
+        for p in range(kc):
+            row = off + (q0 + p) * s_q + pix0
+            src_row = src[row:row + valid]
+            dst_row = dst[at + p * width:at + p * width + valid]
+            for t in range(valid):
+                dst_row[t] = src_row[t]
+    elif abs(s_q) < abs(s_pix):  # walk the source along its smaller stride
+        for t in range(valid):
+            col = off + (pix0 + t) * s_pix + q0 * s_q
+            for p in range(kc):
+                dst[at + p * width + t] = src[col + p * s_q]
+    else:
+        for p in range(kc):
+            row = off + (q0 + p) * s_q + pix0 * s_pix
+            for t in range(valid):
+                dst[at + p * width + t] = src[row + t * s_pix]
+    for p in range(kc):
+        for t in range(valid, width):
+            dst[at + p * width + t] = 0
+
+
+@numba.njit(**_runtime.JIT)
+def _pack_patches(x, off, geom, npix, pix0, q0, kc, width, dst, at):
+    ow, r0, sh, sw, dh, dw, pt, pl, kh, kw, h, w, sxc, sxh, sxw = geom
+    valid = min(width, npix - pix0)
+    for p in range(kc):
+        q = q0 + p
+        c = q // (kh * kw)
+        i = (q // kw) % kh
+        j = q % kw
+        shift = j * dw - pl           # ix = ox * sw + shift
+        ox_lo = -((shift) // sw)      # first ox with ix >= 0: ceil(-shift / sw)
+        ox_hi = (w - 1 - shift) // sw + 1 if w - 1 - shift >= 0 else 0
+        dst_row = dst[at + p * width:at + (p + 1) * width]
+        dst_row[valid:] = 0
+        # The panel's pixels, one output row (segment) at a time: within a
+        # segment the taps read one input row, in bounds from ox_lo to ox_hi.
+        t = 0
+        oy = r0 + (pix0 // ow)
+        ox = pix0 % ow
+        while t < valid:
+            seg = min(valid - t, ow - ox)
+            iy = oy * sh - pt + i * dh
+            lo = min(max(ox, ox_lo), ox + seg)
+            hi = max(min(ox + seg, ox_hi), lo)
+            if iy < 0 or iy >= h:
+                lo = hi = ox + seg
+            dst_row[t:t + lo - ox] = 0
+            dst_row[t + hi - ox:t + seg] = 0
+            if hi > lo:
+                out = dst_row[t + lo - ox:t + hi - ox]
+                start = off + c * sxc + iy * sxh + (lo * sw + shift) * sxw
+                step = sw * sxw
+                if step == 1:
+                    src = x[start:start + hi - lo]
+                    for u in range(hi - lo):
+                        out[u] = src[u]
+                else:
+                    for u in range(hi - lo):
+                        out[u] = x[start + u * step]
+            t += seg
+            ox = 0
+            oy += 1
+
+
+@numba.njit(**_runtime.JIT)
+def _pack(src, off, s_pix, s_q, geom, npix, pix0, q0, kc, width, dst, at):
+    if geom[0] > 0:
+        _pack_patches(src, off, geom, npix, pix0, q0, kc, width, dst, at)
+    else:
+        _pack_matrix(src, off, s_pix, s_q, npix, pix0, q0, kc, width, dst, at)
+
+
+@numba.njit(**_runtime.JIT)
+def _finish_tile(c, at, ldc, rows, cols, i0, j0, bias, bias_axis, relu):
+    """Bias (per row for bias_axis 0, per column for 1, none for -1), then
+    ReLU written as x < 0 ? 0 : x so that NaN passes through."""
+    zero = zero_of(c)
+    bias_row = bias[j0:j0 + cols] if bias_axis == 1 else bias[:0]
+    for i in range(rows):
+        crow = c[at + i * ldc:at + i * ldc + cols]  # see _runtime: row views vectorise
+        if bias_axis == 0:
+            bi = bias[i0 + i]
+            for j in range(cols):
+                crow[j] += bi
+        elif bias_axis == 1:
+            for j in range(cols):
+                crow[j] += bias_row[j]
+        if relu:
+            for j in range(cols):
+                v = crow[j]
+                crow[j] = zero if v < zero else v
+
+
+@numba.njit(**_runtime.JIT)
+def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
+           ip0, ip1, jp0, jp1, bias, bias_axis, relu, mr_, nr_, ap, bp, spill):
+    """C rows of A micro-panels ip0..ip1 by columns of B micro-panels jp0..jp1,
+    packing into this thread's buffers ap, bp, spill.  mr_, nr_ are MR, NR
+    as run-time values for the packing calls."""
+    mr, nr = tile_of(c)
+    # Equal depth blocks of at most KC (k = 576 runs as 3 x 192, not 256 + 256 + 64).
+    kcmax = blocking_of(c)[0]
+    k_blocks = (k + kcmax - 1) // kcmax
+    kstep = (k + k_blocks - 1) // k_blocks
+    # With few B panels per A panel, packing A costs more than it saves:
+    # the micro-kernel then reads a row-major A in place (MR row streams).
+    in_place = a_geom[0] == 0 and sa1 == 1 and jp1 - jp0 <= 4
+    for pc in range(0, k, kstep):
+        kc = min(kstep, k - pc)
+        accumulate = pc > 0
+        last = pc + kc == k
+        for jp in range(jp0, jp1):
+            _pack(b, b_off, sb1, sb0, b_geom, n, jp * nr, pc, kc, nr_, bp, (jp - jp0) * nr * kc)
+        for ip in range(ip0, ip1):
+            i0 = ip * mr
+            rows = min(mr, m - i0)
+            if in_place and rows == mr:
+                a_src, a_at, a_rs, a_cs = a, a_off + i0 * sa0 + pc, sa0, 1
+            else:
+                # Two alternating slots for the A panel; also keeps the slot
+                # offset a run-time value, as for B, so _pack compiles once.
+                a_src, a_at, a_rs, a_cs = ap, (ip - ip0) % 2 * mr * kc, 1, mr
+                _pack(a, a_off, sa0, sa1, a_geom, m, i0, pc, kc, mr_, ap, a_at)
+            for jp in range(jp0, jp1):
+                j0 = jp * nr
+                cols = min(nr, n - j0)
+                at = c_off + i0 * ldc + j0
+                # One micro-kernel call site: a tile sticking out of C is
+                # computed into `spill` and copied in below.
+                full = rows == mr and cols == nr
+                epilogue = last and full
+                microkernel(a_src, a_at, a_rs, a_cs, bp, (jp - jp0) * nr * kc, kc,
+                            c if full else spill,
+                            at if full else 0, ldc if full else nr, accumulate and full,
+                            bias, i0 if bias_axis == 0 else j0,
+                            bias_axis if epilogue else -1, relu and epilogue)
+                if full:
+                    continue
+                for i in range(rows):
+                    crow = c[at + i * ldc:at + i * ldc + cols]
+                    srow = spill[i * nr:i * nr + cols]
+                    for j in range(cols):
+                        crow[j] = crow[j] + srow[j] if accumulate else srow[j]
+                if last and (bias_axis >= 0 or relu):
+                    _finish_tile(c, at, ldc, rows, cols, i0, j0, bias, bias_axis, relu)
+
+
+@numba.njit(**_runtime.PARALLEL_JIT)
+def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
+          bias, bias_axis, relu, n_ib, n_jb, mr_, nr_, nthreads):
+    mr, nr = tile_of(c)
+    npa = (m + mr - 1) // mr
+    npb = (n + nr - 1) // nr
+    ib_panels = (npa + n_ib - 1) // n_ib
+    jb_panels = (npb + n_jb - 1) // n_jb
+    # One prange iteration per thread, each with its packing buffers and a
+    # contiguous run of blocks (allocated once per call: a fresh large
+    # allocation per block costs page faults comparable to a small GEMM).
+    kc = min(k, blocking_of(c)[0])
+    a_size, b_size = 2 * mr * kc, jb_panels * nr * kc
+    per_thread = a_size + b_size + mr * nr
+    buffers = np.empty(nthreads * per_thread, c.dtype)
+    n_blocks = n_ib * n_jb
+    for t in numba.prange(nthreads):
+        mine = buffers[t * per_thread:(t + 1) * per_thread]
+        ap = mine[:a_size]
+        bp = mine[a_size:a_size + b_size]
+        spill = mine[a_size + b_size:]
+        for blk in range(t * n_blocks // nthreads, (t + 1) * n_blocks // nthreads):
+            ib = blk % n_ib
+            jb = blk // n_ib
+            ip0 = min(ib * ib_panels, npa)
+            jp0 = min(jb * jb_panels, npb)
+            _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
+                   m, n, k, ip0, min(ip0 + ib_panels, npa), jp0, min(jp0 + jb_panels, npb),
+                   bias, bias_axis, relu, mr_, nr_, ap, bp, spill)
+
+
+def _split(m, n, itemsize, nthreads):
+    """(row blocks, column blocks) of C, one task each: column blocks narrow
+    enough for their packed B to stay in L2, then more blocks until every
+    thread has the same number, splitting the dimension whose split repacks
+    the smaller operand (more column blocks repack A, more row blocks B)."""
+    mr, nr = tile(itemsize)
+    npa, npb = -(-m // mr), -(-n // nr)
+    n_jb, n_ib = -(-npb // blocking(itemsize)[1]), 1
+    while (n_ib * n_jb) % nthreads and (n_ib < npa or n_jb < npb):
+        if (m <= n and n_jb < npb) or n_ib >= npa:
+            n_jb += 1
+        else:
+            n_ib += 1
+    return n_ib, n_jb
+
+
+def matrix(arr):
+    """A 2-D array as a GEMM operand: (span, offset, stride0, stride1, geom)."""
+    span, off, (s0, s1) = _runtime.flat(arr)
+    return span, off, s0, s1, NO_PATCHES
+
+
+def run(a, b, m, n, k, out, bias=None, bias_axis=1, relu=False):
+    """out[:] = A @ B (+ bias) (then ReLU) for operands made by matrix() or
+    by the convolution's patch operand; out is (m, n) with any strides."""
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        out[...] = 0
+        if bias is not None:
+            out += bias[:, None] if bias_axis == 0 else bias
+        if relu:
+            out[out < 0] = 0
+        return
+    nthreads = _runtime.use_threads()
+    item = out.itemsize
+    direct = out.flags.writeable and out.flags.aligned and out.strides[1] == item and \
+        (m == 1 or (out.strides[0] % item == 0 and out.strides[0] >= n * item))
+    target = out if direct else np.empty((m, n), out.dtype)
+    c, c_off, (ldc, _) = _runtime.flat(target)
+    bias_axis = -1 if bias is None else int(bias_axis)
+    _runtime.launch(_gemm, *a, *b, c, c_off, ldc, m, n, k, _runtime.vector(bias, out.dtype),
+                    bias_axis, bool(relu), *_split(m, n, item, nthreads), *tile(item), nthreads)
+    if target is not out:
+        out[...] = target
+
+
+def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
+    """out[:] = a @ b (+ bias along bias_axis) (then ReLU); see fastconv.backends."""
+    run(matrix(a), matrix(b), a.shape[0], b.shape[1], a.shape[1], out, bias, bias_axis, relu)
