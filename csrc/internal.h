@@ -29,15 +29,16 @@ typedef void (*fc_dgemm_ukernel)(int64_t k, const double *a, int64_t rsa, int64_
                                  const double *b, int64_t ldb, double *c, int64_t rsc,
                                  int64_t csc, int64_t m, int64_t n, const fc_epilogue *ep);
 
-/* One micro-kernel with its tile and its cache blocking (gemm/blocking.h),
+/* One micro-kernel with its tile and its cache blocking (gemm/blocking.h;
+ * nc_small is NC when all rows fit one MC block),
  * plus a shorter kernel (mr_short rows, same NR) for the last rows of C, so
  * that a partial panel does not cost a full one. */
 typedef struct {
-    fc_sgemm_ukernel run; int64_t mr, nr, mc, kc, nc;
+    fc_sgemm_ukernel run; int64_t mr, nr, mc, kc, nc, nc_small;
     fc_sgemm_ukernel run_short; int64_t mr_short;
 } fc_sgemm_kernel;
 typedef struct {
-    fc_dgemm_ukernel run; int64_t mr, nr, mc, kc, nc;
+    fc_dgemm_ukernel run; int64_t mr, nr, mc, kc, nc, nc_small;
     fc_dgemm_ukernel run_short; int64_t mr_short;
 } fc_dgemm_kernel;
 

@@ -9,17 +9,7 @@ from fastconv.backends import c as c_backend
 from fastconv.backends import numba as numba_backend
 from fastconv.convert import conv_matrix, conv_to_fc, fc_to_conv
 
-BACKENDS = ["c", "numba"]
-DTYPES = [np.float32, np.float64]
-
-
-def assert_close(got, want):
-    """float32 within 1e-5 of the output's magnitude, float64 within 1e-12."""
-    assert got.shape == want.shape, (got.shape, want.shape)
-    tol = 1e-5 if got.dtype == np.float32 else 1e-12
-    scale = max(1.0, float(np.abs(want).max())) if want.size else 1.0
-    err = float(np.abs(got.astype(np.float64) - want).max()) if want.size else 0.0
-    assert err <= tol * scale, f"max error {err:.3g} > {tol} * {scale:.3g}"
+from checks import BACKENDS, DTYPES, assert_close
 
 
 def rand(rng, shape, dtype):

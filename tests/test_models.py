@@ -1,7 +1,7 @@
 """fastconv.models: the trained LeNet's held-out accuracy, seeded and stored
 weights, VGG-16's parameter split, P-Net as a fully convolutional network,
 and the demo's canvas / sliding-window pieces."""
-import re
+import time
 
 import numpy as np
 import pytest
@@ -74,6 +74,19 @@ def test_lenet_fully_convolutional_equals_sliding_window(backend):
     assert heat.shape == (10, 8, 11) and slide.shape == (8, 11, 10)
     err = np.abs(heat.transpose(1, 2, 0) - slide).max() / np.abs(slide).max()
     assert err <= 1e-4
+
+
+def test_lenet_fully_convolutional_on_the_whole_canvas_at_all_4096_windows():
+    # The demo's full case, on the oracle backend (the kernels are checked above
+    # on part of the canvas, and against the oracle everywhere else).
+    model = models.lenet5()
+    fcn = nn.to_fully_convolutional(model, model.input_shape)
+    canvas, _ = demo.make_canvas()
+    with fastconv.config(backend="numpy"):
+        heat = fcn(canvas)[0]
+        slide = demo.sliding_window(model, canvas)
+    assert heat.shape == (10, 64, 64) and slide.shape == (64, 64, 10)
+    assert np.abs(heat.transpose(1, 2, 0) - slide).max() / np.abs(slide).max() <= 1e-4
 
 
 def test_seeded_weights_are_deterministic_and_loadable(tmp_path):
@@ -162,6 +175,18 @@ def test_pnet_is_fully_convolutional(backend):
     assert report.params == model.params() == 280 + 10 + 1456 + 16 + 4640 + 32 + 198
 
 
+def test_pnet_weights_round_trip_through_npz(tmp_path):
+    a = models.pnet(seed=4)
+    path = tmp_path / "pnet.npz"
+    models.save_weights(a.layers, path)
+    assert "1.weight" in np.load(path).files            # the PReLU slope
+    b = models.pnet(weights=path)
+    image = np.random.default_rng(1).random((2, 3, 16, 14), dtype=np.float32)
+    for got, want in zip(b(image), a(image)):
+        assert np.array_equal(got, want)
+    assert not np.array_equal(models.pnet(seed=5)(image)[1], a(image)[1])
+
+
 # -- demo pieces ---------------------------------------------------------------------------
 
 def test_canvas_places_heldout_digits_in_their_cells():
@@ -188,5 +213,8 @@ def test_heatmap_png_is_written(tmp_path):
 
 
 def test_timed_returns_results_and_medians():
-    t, out = demo.timed({"a": lambda: 1, "b": lambda: 2}, repeats=3, budget=10)
+    t, out, rounds = demo.timed({"a": lambda: 1, "b": lambda: 2}, repeats=3, budget=10)
     assert out == {"a": 1, "b": 2} and set(t) == {"a", "b"} and min(t.values()) >= 0
+    assert rounds == 3
+    t, out, rounds = demo.timed({"slow": lambda: time.sleep(0.02) or 5}, repeats=3, budget=0.01)
+    assert out == {"slow": 5} and rounds == 0 and t["slow"] >= 0.02

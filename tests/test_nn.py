@@ -9,15 +9,15 @@ import fastconv
 from fastconv import api, nn
 from fastconv.backends import c as c_backend
 
-BACKENDS = ["c", "numba"]
+from checks import BACKENDS, assert_close
 
 
-def assert_close(got, want, rel=None):
+def assert_rel(got, want, rel):
+    """Equal to `rel` of the largest magnitude in `want` (for results that took
+    different summation orders, e.g. a window of a fully convolutional pass)."""
     assert got.shape == want.shape, (got.shape, want.shape)
-    tol = rel or (1e-5 if got.dtype == np.float32 else 1e-12)
-    scale = max(1.0, float(np.abs(want).max())) if want.size else 1.0
-    err = float(np.abs(got.astype(np.float64) - want).max()) if want.size else 0.0
-    assert err <= tol * scale, f"max error {err:.3g} > {tol} * {scale:.3g}"
+    err = float(np.abs(got.astype(np.float64) - want).max())
+    assert err <= rel * float(np.abs(want).max()), f"relative error {err:.3g} > {rel}"
 
 
 def rand(rng, shape, dtype=np.float32):
@@ -194,6 +194,17 @@ def test_layer_validation():
         nn.Linear(np.zeros((3, 3), np.int32))
     with pytest.raises(ValueError, match="bias must have shape"):
         nn.Linear(np.zeros((3, 4), np.float32), np.zeros(4, np.float32))
+    w = np.zeros((4, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="stride"):
+        nn.Conv2d(w, stride=0)
+    with pytest.raises(ValueError, match="groups"):
+        nn.Conv2d(w, groups=3)
+    with pytest.raises(ValueError, match="padding"):
+        nn.Conv2d(w, padding=-1)
+    with pytest.raises(ValueError, match="same"):
+        nn.Conv2d(w, stride=2, padding="same")
+    with pytest.raises(ValueError, match="algorithm"):
+        nn.Conv2d(w, algorithm="winograd")
     with pytest.raises(TypeError, match="Module"):
         nn.Sequential(nn.ReLU(), np.maximum)
     with pytest.raises(ValueError, match="Flatten"):
@@ -230,7 +241,7 @@ def test_fully_convolutional_equals_the_classifier_at_every_window(backend):
     x = rand(rng, (2, 2, 12, 10))
     with fastconv.config(backend=backend):
         # At the classifier's own input size: the same numbers, as (N, classes, 1, 1).
-        assert_close(fcn(x), model(x).reshape(2, 3, 1, 1), rel=1e-5)
+        assert_rel(fcn(x), model(x).reshape(2, 3, 1, 1), 1e-5)
         big = rand(rng, (2, 2, 28, 25))
         heat = fcn(big)
         # Total downsampling 4 (two 2x2 pools): output (i, j) <-> window at (4i, 4j).
@@ -238,7 +249,7 @@ def test_fully_convolutional_equals_the_classifier_at_every_window(backend):
         oh, ow = win.shape[:2]
         assert heat.shape == (2, 3, oh, ow) == (2, 3, 5, 4)
         per_window = model(win.reshape(-1, 2, 12, 10)).reshape(oh, ow, 2, 3)
-    assert_close(heat, per_window.transpose(2, 3, 0, 1), rel=1e-4)
+    assert_rel(heat, per_window.transpose(2, 3, 0, 1), 1e-4)
     assert_close(heat.sum(axis=1), np.ones((2, oh, ow)))
 
 

@@ -52,6 +52,9 @@ ffibuilder.set_source(
     '#include "fastconv.h"',
     sources=sorted(str(p.relative_to(CSRC.parent)) for p in CSRC.rglob("*.c")),
     include_dirs=[str(CSRC)],
+    # Headers and template includes: editing one must trigger a rebuild.
+    depends=sorted(str(p.relative_to(CSRC.parent)) for p in CSRC.rglob("*")
+                   if p.suffix in (".h", ".inc")),
     extra_compile_args=_cflags,
     extra_link_args=_ldflags,
 )

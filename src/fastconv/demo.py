@@ -28,25 +28,30 @@ def timed(fns: dict, repeats: int, budget: float):
     """Run each function once (a warm-up; its result is returned), then time up
     to `repeats` rounds, alternating the order per round, while less than
     `budget` seconds have been spent.  Returns ({name: median seconds},
-    {name: first result}); if the warm-up alone used the budget, the warm-up
-    times are all there is and stand in for the medians."""
+    {name: first result}, rounds timed); if the warm-up alone used the budget,
+    its times stand in for the medians and rounds is 0."""
     start = time.perf_counter()
-    results, times = {}, {name: [] for name in fns}
+    results, warmup = {}, {}
     for name, fn in fns.items():
         t = time.perf_counter()
         results[name] = fn()
-        times[name].append(time.perf_counter() - t)
-    if time.perf_counter() - start <= budget:
-        times = {name: [] for name in fns}
-        start = time.perf_counter()
-        for r in range(repeats):
-            for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
-                t = time.perf_counter()
-                fns[name]()
-                times[name].append(time.perf_counter() - t)
-            if time.perf_counter() - start > budget:
-                break
-    return {name: float(np.median(ts)) for name, ts in times.items()}, results
+        warmup[name] = time.perf_counter() - t
+    if time.perf_counter() - start > budget or repeats < 1:
+        return warmup, results, 0
+    times = {name: [] for name in fns}
+    start = time.perf_counter()
+    for r in range(repeats):
+        for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            t = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t)
+        if time.perf_counter() - start > budget:
+            break
+    return {name: float(np.median(ts)) for name, ts in times.items()}, results, r + 1
+
+
+def _how_timed(rounds: int) -> str:
+    return f"median of {rounds} runs" if rounds else "one run: too slow to repeat within --budget"
 
 
 def _ms(seconds: float) -> str:
@@ -68,6 +73,8 @@ def fc6_section(repeats: int, budget: float) -> None:
     print(f"   as FC   linear (1, 25088) x (4096, 25088):          {as_fc}")
     print(f"   as conv conv2d (1, 512, 7, 7) x (4096, 512, 7, 7):  {as_conv}")
     print(f"   same plan: {as_fc == as_conv}")
+    print(f"   fc7 (4096 -> 4096 on a vector) as a 1x1 conv:         "
+          f"{lower.conv2d((1, 4096, 1, 1), (4096, 4096, 1, 1))}")
     fns = {"linear": lambda: api.linear(x.reshape(1, -1), weight, bias),
            "conv2d": lambda: api.conv2d(x, conv_weight, bias)}
     try:
@@ -82,8 +89,13 @@ def fc6_section(repeats: int, budget: float) -> None:
         def torch_conv():
             with torch.no_grad():
                 return F.conv2d(tx, tw, tb).numpy()
+
+        def torch_linear():   # PyTorch's other path for the same numbers
+            with torch.no_grad():
+                return F.linear(tx.reshape(1, -1), tw.reshape(4096, -1), tb).numpy()
         fns["torch conv2d"] = torch_conv
-    t, out = timed(fns, repeats, budget)
+        fns["torch linear"] = torch_linear
+    t, out, rounds = timed(fns, repeats, budget)
     y_fc = out["linear"]
     same = np.array_equal(y_fc, out["conv2d"].reshape(1, -1))
     print(f"   outputs bit-identical (np.array_equal): {same}")
@@ -91,6 +103,7 @@ def fc6_section(repeats: int, budget: float) -> None:
         err = np.abs(out["torch conv2d"].reshape(1, -1) - y_fc).max() / np.abs(y_fc).max()
         print(f"   PyTorch's conv2d agrees to relative error {err:.1e}")
     gflop = as_fc.m * as_fc.n * as_fc.k * 2 / 1e9
+    print(f"   times ({_how_timed(rounds)}):")
     for name, sec in t.items():
         print(f"   {name:<13} {_ms(sec)}  ({gflop / sec:5.1f} GFLOP/s, "
               f"{weight.nbytes / sec / 1e9:5.1f} GB/s of weights)")
@@ -133,7 +146,7 @@ def lenet_section(out_png: str, repeats: int, budget: float) -> None:
     model = lenet5()
     fcn = nn.to_fully_convolutional(model, model.input_shape)
     canvas, labels = make_canvas()
-    t, out = timed({"fully convolutional": lambda: fcn(canvas),
+    t, out, rounds = timed({"fully convolutional": lambda: fcn(canvas),
                     "sliding window": lambda: sliding_window(model, canvas)}, repeats, budget)
     heat = out["fully convolutional"][0]                    # (10, 64, 64)
     windows = out["sliding window"]                         # (64, 64, 10)
@@ -149,6 +162,7 @@ def lenet_section(out_png: str, repeats: int, budget: float) -> None:
           f"{(at_cells.max(0)[~placed] <= 0.5).sum()} of {(~placed).sum()}")
     fcn_flops = fcn.flops(canvas.shape[1:])
     sw_flops = oh * ow * model.flops(model.input_shape)
+    print(f"   times ({_how_timed(rounds)}):")
     for name, sec in t.items():
         print(f"   {name:<20} {_ms(sec)}")
     print(f"   speedup {t['sliding window'] / t['fully convolutional']:.1f}x; FLOP ratio "
@@ -206,14 +220,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fastconv demo", description=__doc__.split("\n")[0])
     ap.add_argument("--backend", choices=("c", "numba", "numpy"), default=None,
                     help="kernel backend (default: the configured one)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for the C and Numba kernels (default: the configured count)")
     ap.add_argument("--png", default="fastconv-heatmap.png", help="heat map output file")
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds (at most)")
     ap.add_argument("--budget", type=float, default=4.0,
                     help="seconds of timing per comparison before rounds stop early")
     args = ap.parse_args(argv)
-    with config(backend=args.backend or get_backend()):
-        print(f"fastconv demo: backend {get_backend()!r}, {get_num_threads()} threads; times "
-              "are medians")
+    with config(backend=args.backend or get_backend(), num_threads=args.threads):
+        threads = get_num_threads()
+        print(f"fastconv demo: backend {get_backend()!r}, {threads} thread{'s' * (threads > 1)}")
         fc6_section(args.repeats, args.budget)
         sparse_section()
         lenet_section(args.png, args.repeats, args.budget)

@@ -111,6 +111,13 @@ class Conv2d(_Weighted):
                  algorithm="auto"):
         weight = _float_weight("weight", weight, 4, "(K, C/groups, kh, kw)")
         super().__init__(weight, bias)
+        # Check what can be checked without an input (its shape is checked per call).
+        k, _, kh, kw = weight.shape
+        if not _args._is_int(groups) or groups < 1 or k % groups:
+            raise ValueError(f"groups must be a positive int dividing K={k}; got {groups!r}")
+        _args.choice("algorithm", algorithm, _args.ALGORITHMS)
+        _args.padding4(padding, kh, kw, _args.pair("dilation", dilation, 1),
+                       _args.pair("stride", stride, 1))
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.groups, self.algorithm = groups, algorithm
 

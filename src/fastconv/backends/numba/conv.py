@@ -10,8 +10,8 @@ GEMM's packing buffer.
 
 direct: no patch matrix at all.  The input is copied once into a
 zero-padded NCHW array, so the inner loop has no bounds checks; each task
-is one output row of one output channel, accumulated in a row buffer that
-stays in L1 while the loop over input channels and taps runs, and the
+is a few output rows of one output channel, each accumulated in place (it
+stays in L1) while the loop over input channels and taps runs, and the
 innermost loop runs along output pixels (unit stride when the conv's
 stride is 1), which LLVM vectorises.  This is the path for depthwise
 convolutions, where the per-group GEMM is too thin to pay for packing.
@@ -58,35 +58,42 @@ def _im2col(x, weight, bias, p, out, workspace_bytes, relu):
 
 @numba.njit(**_runtime.PARALLEL_JIT)
 def _direct(xp, w, bias, has_bias, relu, y, n_, c, hp, wp, k, kh, kw, oh, ow,
-            sh, sw, dh, dw, groups, zero):
+            sh, sw, dh, dw, groups, rows, zero):
     """xp: zero-padded input (N, C, Hp, Wp); w: (K, C/groups, kh, kw);
-    y: output (N, K, OH, OW); all flat and contiguous.  zero: 0 in their dtype."""
+    y: output (N, K, OH, OW); all flat and contiguous.  A task is `rows`
+    output rows of one output channel; each row is accumulated in place in
+    y (it stays in L1) starting from the bias.  zero: 0 in the dtype."""
     cg = c // groups
     kg = k // groups
-    for task in numba.prange(n_ * k * oh):
-        oy = task % oh
-        ko = (task // oh) % k
-        n = task // (oh * k)
+    row_blocks = (oh + rows - 1) // rows
+    for task in numba.prange(n_ * k * row_blocks):
+        rb = task % row_blocks
+        ko = (task // row_blocks) % k
+        n = task // (row_blocks * k)
         g = ko // kg
-        acc = np.zeros(ow, y.dtype)
-        for ci in range(cg):
-            plane = (n * c + g * cg + ci) * hp * wp
-            for i in range(kh):
-                row = plane + (oy * sh + i * dh) * wp
-                for j in range(kw):
-                    wv = w[((ko * cg + ci) * kh + i) * kw + j]
-                    xrow = xp[row + j * dw:]  # a row view vectorises (see _runtime)
-                    if sw == 1:
-                        for ox in range(ow):
-                            acc[ox] += wv * xrow[ox]
-                    else:
-                        for ox in range(ow):
-                            acc[ox] += wv * xrow[ox * sw]
-        yrow = y[task * ow:(task + 1) * ow]
         b = bias[ko] if has_bias else zero
-        for ox in range(ow):
-            v = acc[ox] + b
-            yrow[ox] = zero if relu and v < zero else v
+        for oy in range(rb * rows, min((rb + 1) * rows, oh)):
+            at = ((n * k + ko) * oh + oy) * ow
+            yrow = y[at:at + ow]  # row views vectorise (see _runtime)
+            for ox in range(ow):
+                yrow[ox] = b
+            for ci in range(cg):
+                plane = (n * c + g * cg + ci) * hp * wp
+                for i in range(kh):
+                    row = plane + (oy * sh + i * dh) * wp
+                    for j in range(kw):
+                        wv = w[((ko * cg + ci) * kh + i) * kw + j]
+                        xrow = xp[row + j * dw:]
+                        if sw == 1:
+                            for ox in range(ow):
+                                yrow[ox] += wv * xrow[ox]
+                        else:
+                            for ox in range(ow):
+                                yrow[ox] += wv * xrow[ox * sw]
+            if relu:
+                for ox in range(ow):
+                    v = yrow[ox]
+                    yrow[ox] = zero if v < zero else v
 
 
 def _direct_conv(x, weight, bias, p, out, relu):
@@ -99,7 +106,8 @@ def _direct_conv(x, weight, bias, p, out, relu):
     _runtime.launch(_direct, xp.reshape(-1), np.ascontiguousarray(weight).reshape(-1),
                     _runtime.vector(bias, x.dtype), bias is not None, bool(relu), y.reshape(-1),
                     p.n, p.c, hp, wp, p.k, p.kh, p.kw, p.oh, p.ow, p.stride[0], p.stride[1],
-                    p.dilation[0], p.dilation[1], p.groups, x.dtype.type(0))
+                    p.dilation[0], p.dilation[1], p.groups,
+                    max(1, min(p.oh, 256 // p.ow)), x.dtype.type(0))
     if y is not out:
         out[...] = y.transpose(0, 2, 3, 1)
 

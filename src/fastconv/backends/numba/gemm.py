@@ -13,7 +13,9 @@ compute); each thread takes a contiguous run of blocks.  Per block:
           on the last KC block: bias and ReLU in registers before the store
 
 Panels are zero-padded, so the micro-kernel always computes a whole tile;
-tiles that stick out of C go to a small buffer and are copied in.
+tiles that stick out of C go to a small buffer and are copied in.  When a
+block has only a few B panels (small n), packing A would cost more than it
+saves, and the micro-kernel reads a row-major A in place instead.
 
 The micro-kernel is a Numba @intrinsic that emits the LLVM IR directly: the
 accumulators must live in vector registers for the whole k loop.  Plain Numba
@@ -77,17 +79,18 @@ def _tile_of(arr):
 
 
 @intrinsic
-def microkernel(typingctx, ap, a_off, bp, b_off, kc, c, c_off, ldc, accumulate,
+def microkernel(typingctx, ap, a_off, a_rs, a_cs, bp, b_off, kc, c, c_off, ldc, accumulate,
                 bias, bias_off, bias_axis, relu):
-    """The MR x NR tile T = sum_p ap[a_off + p*MR + i] * bp[b_off + p*NR + j]
-    (an MR-tall packed A panel times an NR-wide packed B panel), stored as
+    """The MR x NR tile T = sum_p ap[a_off + i*a_rs + p*a_cs] * bp[b_off + p*NR + j]
+    (an MR-tall panel of A, packed when (a_rs, a_cs) = (1, MR), times an
+    NR-wide packed B panel), stored as
         c[c_off + i*ldc + j] = (c[...] if accumulate else 0) + T[i, j]
             (+ bias[bias_off + i] if bias_axis == 0, + bias[bias_off + j] if 1)
             (then x < 0 ? 0 : x if relu; NaN passes)
     ap, bp, c, bias: 1-D contiguous arrays of one float dtype; accumulate and
     relu booleans; the rest integers.  The caller guarantees every index is
     in range."""
-    sig = types.void(ap, a_off, bp, b_off, kc, c, c_off, ldc, accumulate,
+    sig = types.void(ap, a_off, a_rs, a_cs, bp, b_off, kc, c, c_off, ldc, accumulate,
                      bias, bias_off, bias_axis, relu)
 
     def codegen(context, builder, sig, args):
@@ -107,9 +110,11 @@ def microkernel(typingctx, ap, a_off, bp, b_off, kc, c, c_off, ldc, accumulate,
             return context.make_array(sig.args[i])(context, builder, args[i]).data
 
         a0 = builder.gep(data(0), [as_intp(1)])
-        b0 = builder.gep(data(2), [as_intp(3)])
-        c0 = builder.gep(data(5), [as_intp(6)])
-        k, ldc_ = as_intp(4), as_intp(7)
+        a_rs_, a_cs_ = as_intp(2), as_intp(3)
+        a_row = [builder.mul(a_rs_, ir.Constant(intp, i)) for i in range(mr)]
+        b0 = builder.gep(data(4), [as_intp(5)])
+        c0 = builder.gep(data(7), [as_intp(8)])
+        k, ldc_ = as_intp(6), as_intp(9)
         suffix = f"v{vw}f{itemsize * 8}"
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
                                              f"llvm.fma.{suffix}")
@@ -144,12 +149,12 @@ def microkernel(typingctx, ap, a_off, bp, b_off, kc, c, c_off, ldc, accumulate,
         for row in acc:
             for phi in row:
                 phi.add_incoming(zero, entry)
-        a_p = builder.gep(a0, [builder.mul(p, ir.Constant(intp, mr))])
+        a_p = builder.gep(a0, [builder.mul(p, a_cs_)])
         b_p = builder.gep(b0, [builder.mul(p, ir.Constant(intp, nr))])
         bvec = [vload(b_p, ir.Constant(intp, v * vw)) for v in range(nv)]
         new = []
         for i in range(mr):
-            a_i = builder.load(builder.gep(a_p, [ir.Constant(intp, i)]), align=itemsize)
+            a_i = builder.load(builder.gep(a_p, [a_row[i]]), align=itemsize)
             a_i = builder.insert_element(ir.Constant(vty, ir.Undefined), a_i,
                                          ir.Constant(ir.IntType(32), 0))
             a_i = builder.shuffle_vector(a_i, ir.Constant(vty, ir.Undefined), splat_mask)
@@ -182,13 +187,13 @@ def microkernel(typingctx, ap, a_off, bp, b_off, kc, c, c_off, ldc, accumulate,
         def update(i, v, fn):
             builder.store(fn(builder.load(slots[i][v])), slots[i][v])
 
-        with builder.if_then(context.cast(builder, args[8], sig.args[8], types.boolean)):
+        with builder.if_then(context.cast(builder, args[10], sig.args[10], types.boolean)):
             for i in range(mr):
                 for v in range(nv):
                     old = builder.load(ptrs[i][v], align=itemsize)
                     update(i, v, lambda x: builder.fadd(x, old))
-        bias0 = builder.gep(data(9), [as_intp(10)])
-        axis = as_intp(11)
+        bias0 = builder.gep(data(11), [as_intp(12)])
+        axis = as_intp(13)
         with builder.if_then(builder.icmp_signed("==", axis, ir.Constant(intp, 0))):
             for i in range(mr):
                 b_i = builder.load(builder.gep(bias0, [ir.Constant(intp, i)]), align=itemsize)
@@ -202,7 +207,7 @@ def microkernel(typingctx, ap, a_off, bp, b_off, kc, c, c_off, ldc, accumulate,
                 b_v = vload(bias0, ir.Constant(intp, v * vw))
                 for i in range(mr):
                     update(i, v, lambda x: builder.fadd(x, b_v))
-        with builder.if_then(context.cast(builder, args[12], sig.args[12], types.boolean)):
+        with builder.if_then(context.cast(builder, args[14], sig.args[14], types.boolean)):
             for i in range(mr):
                 for v in range(nv):
                     # Ordered x < 0 is false for NaN, so NaN is kept.
@@ -366,6 +371,9 @@ def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc
     kcmax = blocking_of(c)[0]
     k_blocks = (k + kcmax - 1) // kcmax
     kstep = (k + k_blocks - 1) // k_blocks
+    # With few B panels per A panel, packing A costs more than it saves:
+    # the micro-kernel then reads a row-major A in place (MR row streams).
+    in_place = a_geom[0] == 0 and sa1 == 1 and jp1 - jp0 <= 4
     for pc in range(0, k, kstep):
         kc = min(kstep, k - pc)
         accumulate = pc > 0
@@ -375,10 +383,13 @@ def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc
         for ip in range(ip0, ip1):
             i0 = ip * mr
             rows = min(mr, m - i0)
-            # Two alternating slots for the A panel; also keeps the slot
-            # offset a run-time value, as for B, so _pack compiles once.
-            a_at = (ip - ip0) % 2 * mr * kc
-            _pack(a, a_off, sa0, sa1, a_geom, m, i0, pc, kc, mr_, ap, a_at)
+            if in_place and rows == mr:
+                a_src, a_at, a_rs, a_cs = a, a_off + i0 * sa0 + pc, sa0, 1
+            else:
+                # Two alternating slots for the A panel; also keeps the slot
+                # offset a run-time value, as for B, so _pack compiles once.
+                a_src, a_at, a_rs, a_cs = ap, (ip - ip0) % 2 * mr * kc, 1, mr
+                _pack(a, a_off, sa0, sa1, a_geom, m, i0, pc, kc, mr_, ap, a_at)
             for jp in range(jp0, jp1):
                 j0 = jp * nr
                 cols = min(nr, n - j0)
@@ -387,7 +398,8 @@ def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc
                 # computed into `spill` and copied in below.
                 full = rows == mr and cols == nr
                 epilogue = last and full
-                microkernel(ap, a_at, bp, (jp - jp0) * nr * kc, kc, c if full else spill,
+                microkernel(a_src, a_at, a_rs, a_cs, bp, (jp - jp0) * nr * kc, kc,
+                            c if full else spill,
                             at if full else 0, ldc if full else nr, accumulate and full,
                             bias, i0 if bias_axis == 0 else j0,
                             bias_axis if epilogue else -1, relu and epilogue)
