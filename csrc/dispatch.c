@@ -42,9 +42,21 @@ static int detect_features(void)
 static int detect_features(void) { return 0; }
 #endif
 
-static const fc_kernel_table table_generic = { "generic" };
-static const fc_kernel_table table_avx2 = { "avx2" };
-static const fc_kernel_table table_avx512 = { "avx512" };
+static const fc_kernel_table table_generic = {
+    .isa = "generic",
+    /* ---- conv entries ---- */
+    .sconv = &fc_sconv_generic, .dconv = &fc_dconv_generic,
+};
+static const fc_kernel_table table_avx2 = {
+    .isa = "avx2",
+    /* ---- conv entries ---- */
+    .sconv = &fc_sconv_avx2, .dconv = &fc_dconv_avx2,
+};
+static const fc_kernel_table table_avx512 = {
+    .isa = "avx512",
+    /* ---- conv entries ---- */
+    .sconv = &fc_sconv_avx512, .dconv = &fc_dconv_avx512,
+};
 
 static int features = -1;
 static const fc_kernel_table *active;

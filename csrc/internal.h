@@ -5,10 +5,50 @@
 #include <assert.h>
 #include "fastconv.h"
 
+/* ---- conv: direct-convolution micro-kernels (csrc/conv/) ----------------
+ * One tile: rw output pixels of one row x one block of output channels,
+ * reduced over the whole (group's) input in registers, stored once with bias
+ * and ReLU.  The pointers are `float *` or `double *` by the kernel's type.
+ * General conv reads a zero-padded copy of the input and packed weights
+ * [cg][kh][kw][kb]; depthwise reads a padded channels-last copy and weights
+ * [kh][kw][channels], both vectorised over the block's channels. */
+typedef struct {
+    const void *x;              /* padded input at the tile's first tap */
+    int64_t x_px;               /* elements between consecutive output pixels */
+    int64_t x_ci, x_i, x_j;     /* ... between input channels, kernel rows, kernel columns */
+    int64_t cg, kh, kw;         /* reduction extent (cg = 1 for depthwise) */
+    const void *w;              /* packed weights of the block */
+    int64_t w_tap;              /* depthwise: elements between kernel taps */
+    const void *bias;           /* kb entries, zero where there is no bias */
+    void *y;                    /* output at the tile's first pixel and channel */
+    int64_t y_px, y_k;          /* ... between output pixels, output channels */
+    int64_t rw, nk;             /* pixels in this tile (<= rw_max), valid channels (<= kb) */
+    int relu;
+} fc_conv_tile;
+
+typedef void (*fc_conv_tile_fn)(const fc_conv_tile *t);
+
+typedef struct {
+    int kb, rw;                 /* general tile: output channels, max pixels */
+    fc_conv_tile_fn tile;
+    int dw_kb, dw_rw;           /* depthwise tile: channels, max pixels */
+    fc_conv_tile_fn dw_tile;
+} fc_conv_kernels;
+
+/* ---- end conv ---- */
+
 /* The run-time kernel table, filled once from CPUID (dispatch.c). */
 typedef struct {
     const char *isa;        /* "generic", "avx2", "avx512" */
+    /* ---- conv entries (csrc/conv/) ---- */
+    const fc_conv_kernels *sconv, *dconv;
+    /* ---- end conv entries ---- */
 } fc_kernel_table;
+
+/* Per-ISA conv kernels (csrc/conv/conv_direct_*.c). */
+extern const fc_conv_kernels fc_sconv_generic, fc_dconv_generic;
+extern const fc_conv_kernels fc_sconv_avx2, fc_dconv_avx2;
+extern const fc_conv_kernels fc_sconv_avx512, fc_dconv_avx512;
 
 const fc_kernel_table *fc_kernels(void);
 

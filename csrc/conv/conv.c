@@ -5,17 +5,21 @@
 #define T float
 #define SFX(name) fc_s##name
 #define GEMM fc_sgemm
+#define KSEL sconv
 #include "direct.inc"
 #include "im2col.inc"
 #undef T
 #undef SFX
 #undef GEMM
+#undef KSEL
 
 #define T double
 #define SFX(name) fc_d##name
 #define GEMM fc_dgemm
+#define KSEL dconv
 #include "direct.inc"
 #include "im2col.inc"
 #undef T
 #undef SFX
 #undef GEMM
+#undef KSEL
