@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "internal.h"
+#include "gemm/blocking.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -42,18 +43,26 @@ static int detect_features(void)
 static int detect_features(void) { return 0; }
 #endif
 
+/* One row per ISA: GEMM micro-kernels with their tiles (MR, NR) and cache
+ * blocking (MC, KC, NC; gemm/blocking.h). */
 static const fc_kernel_table table_generic = {
-    .isa = "generic",
+    "generic",
+    { fc_sgemm_generic_4x8, 4, 8, FC_BLOCK_SGEMM_GENERIC },
+    { fc_dgemm_generic_4x4, 4, 4, FC_BLOCK_DGEMM_GENERIC },
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_generic, .dconv = &fc_dconv_generic,
 };
 static const fc_kernel_table table_avx2 = {
-    .isa = "avx2",
+    "avx2",
+    { fc_sgemm_avx2_6x16, 6, 16, FC_BLOCK_SGEMM_AVX2 },
+    { fc_dgemm_avx2_6x8, 6, 8, FC_BLOCK_DGEMM_AVX2 },
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_avx2, .dconv = &fc_dconv_avx2,
 };
 static const fc_kernel_table table_avx512 = {
-    .isa = "avx512",
+    "avx512",
+    { fc_sgemm_avx512_14x32, 14, 32, FC_BLOCK_SGEMM_AVX512 },
+    { fc_dgemm_avx512_14x16, 14, 16, FC_BLOCK_DGEMM_AVX512 },
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_avx512, .dconv = &fc_dconv_avx512,
 };

@@ -5,6 +5,42 @@
 #include <assert.h>
 #include "fastconv.h"
 
+/* ---- GEMM kernels ------------------------------------------------------
+ * What a micro-kernel applies while it stores its tile of C.  bias points at
+ * the tile's first row (FC_BIAS_PER_ROW) or first column (FC_BIAS_PER_COL). */
+typedef struct {
+    const void *bias;
+    int bias_mode;
+    int relu;
+    int accumulate;
+} fc_epilogue;
+
+/* C[0:m, 0:n] (epilogue)= A B over k steps, for m <= MR, n <= NR.
+ * a: an MR-tall packed micro-panel, a[p*MR + i].
+ * b: NR values per step, b[p*ldb + j] (ldb = NR for a packed micro-panel;
+ *    larger when B is read in place).  The kernel reads all MR x NR lanes of
+ *    a and b (packing zero-pads them) but writes only the m x n corner of C. */
+typedef void (*fc_sgemm_ukernel)(int64_t k, const float *a, const float *b, int64_t ldb,
+                                 float *c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
+                                 const fc_epilogue *ep);
+typedef void (*fc_dgemm_ukernel)(int64_t k, const double *a, const double *b, int64_t ldb,
+                                 double *c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
+                                 const fc_epilogue *ep);
+
+/* One micro-kernel with its tile and its cache blocking (gemm/blocking.h). */
+typedef struct { fc_sgemm_ukernel run; int64_t mr, nr, mc, kc, nc; } fc_sgemm_kernel;
+typedef struct { fc_dgemm_ukernel run; int64_t mr, nr, mc, kc, nc; } fc_dgemm_kernel;
+
+#define FC_DECLARE_UKERNEL(name, T) \
+    void name(int64_t k, const T *a, const T *b, int64_t ldb, T *c, int64_t rsc, \
+              int64_t csc, int64_t m, int64_t n, const fc_epilogue *ep)
+FC_DECLARE_UKERNEL(fc_sgemm_generic_4x8, float);
+FC_DECLARE_UKERNEL(fc_dgemm_generic_4x4, double);
+FC_DECLARE_UKERNEL(fc_sgemm_avx2_6x16, float);
+FC_DECLARE_UKERNEL(fc_dgemm_avx2_6x8, double);
+FC_DECLARE_UKERNEL(fc_sgemm_avx512_14x32, float);
+FC_DECLARE_UKERNEL(fc_dgemm_avx512_14x16, double);
+
 /* ---- conv: direct-convolution micro-kernels (csrc/conv/) ----------------
  * One tile: rw output pixels of one row x one block of output channels,
  * reduced over the whole (group's) input in registers, stored once with bias
@@ -40,6 +76,8 @@ typedef struct {
 /* The run-time kernel table, filled once from CPUID (dispatch.c). */
 typedef struct {
     const char *isa;        /* "generic", "avx2", "avx512" */
+    fc_sgemm_kernel sgemm;
+    fc_dgemm_kernel dgemm;
     /* ---- conv entries (csrc/conv/) ---- */
     const fc_conv_kernels *sconv, *dconv;
     /* ---- end conv entries ---- */

@@ -1,16 +1,75 @@
-/* GEMM entry points.  First correct version: a strided triple loop,
- * OpenMP over rows of C, accumulating in the element type.  The BLIS-style
- * packed version replaces the body of gemm_T; the ABI stays. */
+/* GEMM entry points fc_sgemm / fc_dgemm: the packed five-loop GEMM and its
+ * GEMV path, written once in gemm_impl.inc and instantiated per type. */
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "../internal.h"
 
+/* Split `extent` into `parts` ranges whose boundaries are multiples of
+ * `align`; range `idx` is [*lo, *hi) (possibly empty). */
+static void split_range(int64_t extent, int64_t parts, int64_t align, int64_t idx,
+                        int64_t *lo, int64_t *hi)
+{
+    int64_t units = (extent + align - 1) / align;
+    int64_t per = units / parts, extra = units % parts;
+    int64_t start = idx * per + (idx < extra ? idx : extra);
+    int64_t count = per + (idx < extra);
+    *lo = start * align < extent ? start * align : extent;
+    *hi = (start + count) * align < extent ? (start + count) * align : extent;
+}
+
+static int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+/* Threads as a tm x tn grid over C: the split that minimises the largest
+ * thread's cost, counted as its multiply-adds plus the elements it packs
+ * (each tile row of threads packs its own copy of B, each column its own A). */
+static void thread_grid(int64_t m, int64_t n, int64_t k, int64_t mr, int64_t nr,
+                        int threads, int *tm, int *tn)
+{
+    const double pack_cost = 16; /* one packed element ~ 16 multiply-add lanes */
+    double best = -1;
+    for (int a = 1; a <= threads; a++) {
+        if (threads % a)
+            continue;
+        int b = threads / a;
+        double mp = (double)round_up((m + a - 1) / a, mr);
+        double np = (double)round_up((n + b - 1) / b, nr);
+        double cost = mp * np * (double)k + pack_cost * (mp + np) * (double)k;
+        if (best < 0 || cost < best) {
+            best = cost;
+            *tm = a;
+            *tn = b;
+        }
+    }
+}
+
+/* Threads worth waking for this many multiply-adds. */
+static int threads_for(double madds)
+{
+    int t = fc_threads();
+    int64_t useful = (int64_t)(madds / (1 << 17)) + 1; /* ~100 us of work per thread */
+    return useful < t ? (int)useful : t;
+}
+
 #define T float
+#define SUFFIX f32
 #define NAME fc_sgemm
-#include "gemm_ref.inc"
+#define KERNEL sgemm
+#define KTYPE fc_sgemm_kernel
+#define STORE_TILE fc_store_tile_f32
+#include "gemm_impl.inc"
 #undef T
+#undef SUFFIX
 #undef NAME
+#undef KERNEL
+#undef KTYPE
+#undef STORE_TILE
 
 #define T double
+#define SUFFIX f64
 #define NAME fc_dgemm
-#include "gemm_ref.inc"
-#undef T
-#undef NAME
+#define KERNEL dgemm
+#define KTYPE fc_dgemm_kernel
+#define STORE_TILE fc_store_tile_f64
+#include "gemm_impl.inc"

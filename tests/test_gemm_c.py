@@ -1,0 +1,226 @@
+"""The C GEMM (fc_sgemm / fc_dgemm) on every ISA's kernels against the oracle.
+
+Small-integer data makes every summation order exact, so most checks demand
+equality; random reals are compared with a tolerance.  Shapes sit around the
+tile (MR, NR) and blocking (MC, KC, NC) edges of each kernel table row.
+"""
+import threading
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv.backends import c as cbackend
+from fastconv.backends import reference
+from fastconv.backends.c import ffi, lib
+
+ISAS = [isa for isa in ("generic", "avx2", "avx512")
+        if isa == "generic" or isa in cbackend.cpu_features() or
+        (isa == "avx512" and "avx512f" in cbackend.cpu_features())]
+DTYPES = [np.float32, np.float64]
+# (MR, NR, MC, KC, NC) per ISA and dtype, as in csrc/dispatch.c and csrc/gemm/blocking.h.
+TILES = {
+    ("generic", np.float32): (4, 8, 256, 256, 2048),
+    ("generic", np.float64): (4, 4, 128, 256, 2048),
+    ("avx2", np.float32): (6, 16, 288, 384, 4096),
+    ("avx2", np.float64): (6, 8, 144, 384, 2048),
+    ("avx512", np.float32): (14, 32, 336, 384, 4096),
+    ("avx512", np.float64): (14, 16, 168, 384, 2048),
+}
+NETWORK_SHAPES = [(1000, 1000, 1000), (1024, 1024, 1024), (2048, 2048, 2048), (3136, 64, 576),
+                  (784, 128, 1152), (196, 256, 2304), (49, 512, 4608), (12544, 64, 147),
+                  (3136, 256, 64), (64, 4096, 4096), (1, 4096, 25088)]
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    old = cbackend.isa()
+    cbackend.set_isa(request.param)
+    yield request.param
+    cbackend.set_isa(old)
+
+
+def ints(rng, shape, dtype):
+    return rng.integers(-3, 4, shape).astype(dtype)
+
+
+def oracle(a, b, c0=None, bias=None, bias_axis=1, relu=False):
+    """float64 result of the fused GEMM, from the NumPy backend plus accumulate."""
+    want = np.empty((a.shape[0], b.shape[1]))
+    if c0 is None:
+        reference.gemm(a, b, want, bias, bias_axis, relu)
+        return want
+    reference.gemm(a, b, want)
+    want += c0
+    if bias is not None:
+        want += bias[:, None] if bias_axis == 0 else bias
+    return np.where(want < 0, 0.0, want) if relu else want
+
+
+def c_gemm(a, b, c, bias=None, bias_axis=1, relu=False, accumulate=False):
+    """Call the C entry point directly on arbitrary strided views (c included)."""
+    es = lambda x: [s // x.itemsize for s in x.strides]
+    ptr = lambda x: ffi.cast("void *", x.__array_interface__["data"][0])
+    g = ffi.new("fc_gemm_args *")
+    g.m, g.k = a.shape
+    g.n = b.shape[1]
+    g.a, (g.rsa, g.csa) = ptr(a), es(a)
+    g.b, (g.rsb, g.csb) = ptr(b), es(b)
+    g.c, (g.rsc, g.csc) = ptr(c), es(c)
+    if bias is not None:
+        g.bias = ptr(bias)
+        g.bias_mode = lib.FC_BIAS_PER_ROW if bias_axis == 0 else lib.FC_BIAS_PER_COL
+    g.relu, g.accumulate = int(relu), int(accumulate)
+    fn = lib.fc_sgemm if a.dtype == np.float32 else lib.fc_dgemm
+    return fn(g)
+
+
+def views(x):
+    """The same values as C-ordered, Fortran-ordered, transposed-storage,
+    negative-stride and non-unit-stride views, each its own copy."""
+    yield x.copy()
+    yield np.array(x, order="F")
+    yield np.array(x[::-1, ::-1])[::-1, ::-1]
+    big = np.zeros((x.shape[0] * 2, x.shape[1] * 3), x.dtype)
+    big[::2, ::3] = x
+    yield big[::2, ::3]
+
+
+def edge_shapes(isa, dtype):
+    mr, nr, mc, kc, nc = TILES[isa, dtype]
+    return [(1, 1, 1), (2, 3, 5), (7, 11, 13), (17, 19, 23), (1, 37, 41), (43, 1, 47),
+            (5, 7, 1), (1, 1, 29), (mr - 1, nr - 1, 3), (mr, nr, 4), (mr + 1, nr + 1, 5),
+            (2 * mr + 1, 3 * nr - 1, 9), (mc - 1, nr + 3, kc + 1), (mc + 1, 2 * nr + 1, kc - 1),
+            (mr + 2, nr + 5, 2 * kc + 1), (mr - 1, nc + 1, 7), (3, 2 * nc - 1, 2)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_edges_exact(isa, dtype):
+    rng = np.random.default_rng(1)
+    for m, n, k in edge_shapes(isa, dtype):
+        a, b = ints(rng, (m, k), dtype), ints(rng, (k, n), dtype)
+        got = fastconv.matmul(a, b, backend="c")
+        np.testing.assert_array_equal(got, oracle(a, b), err_msg=f"{isa} {m}x{n}x{k}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_views_exact(isa, dtype):
+    rng = np.random.default_rng(2)
+    mr, nr = TILES[isa, dtype][:2]
+    for m, n, k in [(1, 1, 1), (1, 2 * nr + 3, 31), (2 * mr + 3, 1, 31), (mr + 3, nr + 5, 33),
+                    (3 * mr, 2 * nr, 64)]:
+        a, b = ints(rng, (m, k), dtype), ints(rng, (k, n), dtype)
+        want = oracle(a, b)
+        for av in views(a):
+            for bv in views(b):
+                for c in views(np.full((m, n), np.nan, dtype)):
+                    assert c_gemm(av, bv, c) == lib.FC_OK
+                    np.testing.assert_array_equal(c, want, err_msg=f"{isa} {m}x{n}x{k}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_epilogue_exact(isa, dtype):
+    """bias per row / per column, ReLU and accumulate, alone and together, on
+    row-major, column-major and strided C."""
+    rng = np.random.default_rng(3)
+    mr, nr, _, kc, _ = TILES[isa, dtype]
+    for m, n, k in [(1, 1, 1), (1, nr + 3, 17), (mr + 2, 1, 17), (mr + 2, nr + 3, 7),
+                    (2 * mr + 1, 2 * nr - 1, kc + 5), (3, 4, 0)]:
+        a, b = ints(rng, (m, k), dtype), ints(rng, (k, n), dtype)
+        c0 = ints(rng, (m, n), dtype)
+        for bias_axis in (None, 0, 1):
+            bias = None if bias_axis is None else ints(rng, (m if bias_axis == 0 else n,), dtype)
+            axis = 1 if bias_axis is None else bias_axis
+            for relu in (False, True):
+                for accumulate in (False, True):
+                    want = oracle(a, b, c0 if accumulate else None, bias, axis, relu)
+                    for c in views(c0):
+                        assert c_gemm(a, b, c, bias, axis, relu, accumulate) == 0
+                        np.testing.assert_array_equal(
+                            c, want, err_msg=f"{isa} {m}x{n}x{k} bias {bias_axis} relu {relu} "
+                                             f"acc {accumulate}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_propagates_through_relu(isa, dtype):
+    rng = np.random.default_rng(4)
+    mr, nr = TILES[isa, dtype][:2]
+    for m, n, k in [(1, 1, 3), (1, 2 * nr + 1, 9), (2 * mr + 1, 1, 9), (2 * mr + 1, 2 * nr + 1, 9)]:
+        a, b = ints(rng, (m, k), dtype), ints(rng, (k, n), dtype)
+        a[m // 2, k // 2] = np.nan
+        bias = -np.abs(ints(rng, (n,), dtype)) - 1
+        got = np.empty((m, n), dtype)
+        assert c_gemm(a, b, got, bias, 1, relu=True) == 0
+        want = oracle(a, b, None, bias, 1, relu=True)
+        assert np.isnan(got[m // 2]).all()
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_random_reals(isa, dtype):
+    """Real-valued data, with linear's x @ W.T operand and network shapes scaled down."""
+    rng = np.random.default_rng(5)
+    rtol = 2e-5 if dtype == np.float32 else 1e-12
+    shapes = [(max(1, m // 16), max(1, n // 16), max(1, k // 16)) for m, n, k in NETWORK_SHAPES]
+    shapes += [(1, 300, 1568), (4, 256, 1000), (1, 1, 5000)]
+    for m, n, k in shapes:
+        x = rng.standard_normal((m, k)).astype(dtype)
+        w = rng.standard_normal((n, k)).astype(dtype)
+        bias = rng.standard_normal(n).astype(dtype)
+        got = fastconv.linear(x, w, bias, backend="c")
+        want = oracle(x, w.T, None, bias, 1)
+        scale = np.sqrt(k) * 4
+        np.testing.assert_allclose(got, want, rtol=0, atol=rtol * scale, err_msg=f"{m}x{n}x{k}")
+
+
+def test_batch1_fc_layer_exact():
+    """The batch-1 FC layer (B = W.T; (1, 4096, 25088) at a quarter of its
+    weights) and its N = 1 twin, exact on integers."""
+    rng = np.random.default_rng(6)
+    x = ints(rng, (1, 25088), np.float32)
+    w = ints(rng, (1024, 25088), np.float32)
+    np.testing.assert_array_equal(fastconv.linear(x, w, backend="c"), oracle(x, w.T))
+    np.testing.assert_array_equal(fastconv.matmul(w, x.T, backend="c"), oracle(w, x.T))
+
+
+def test_threads_agree_and_concurrent_calls():
+    """Results do not depend on the thread count, and several Python threads
+    may call the C GEMM at once."""
+    rng = np.random.default_rng(7)
+    a, b = ints(rng, (301, 203), np.float32), ints(rng, (203, 257), np.float32)
+    want = oracle(a, b)
+    old = fastconv.get_num_threads()
+    try:
+        for t in (1, 2, 3):
+            fastconv.set_num_threads(t)
+            np.testing.assert_array_equal(fastconv.matmul(a, b, backend="c"), want)
+        fastconv.set_num_threads(2)
+        results = [None] * 4
+        def work(i):
+            results[i] = all(np.array_equal(fastconv.matmul(a, b, backend="c"), want)
+                             for _ in range(5))
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(results)
+    finally:
+        fastconv.set_num_threads(old)
+
+
+@pytest.mark.parametrize("shape", [(40, 50, 60), (1, 300, 200), (300, 1, 200)], ids=str)
+def test_allocation_failure_is_memory_error(shape):
+    rng = np.random.default_rng(8)
+    m, n, k = shape
+    a = rng.standard_normal((m, 2 * k)).astype(np.float32)[:, ::2]
+    b = np.asfortranarray(rng.standard_normal((k, n)).astype(np.float32))[:, ::-1]
+    if n == 1:  # the GEMV copies a strided vector: make it strided
+        a, b = np.ascontiguousarray(a), rng.standard_normal((2 * k, 1)).astype(np.float32)[::2]
+    lib.fc_debug_fail_allocs_after(0)
+    try:
+        with pytest.raises(MemoryError):
+            fastconv.matmul(a, b, backend="c")
+    finally:
+        lib.fc_debug_fail_allocs_after(-1)
+    np.testing.assert_allclose(fastconv.matmul(a, b, backend="c"), oracle(a, b), atol=1e-3)
