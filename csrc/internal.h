@@ -42,7 +42,7 @@ FC_DECLARE_UKERNEL(fc_sgemm_avx512_14x32, float);
 FC_DECLARE_UKERNEL(fc_dgemm_avx512_14x16, double);
 
 /* ---- conv: direct-convolution micro-kernels (csrc/conv/) ----------------
- * One tile: rw output pixels of one row x one block of output channels,
+ * One tile: rw output pixels of one or two rows x one block of output channels,
  * reduced over the whole (group's) input in registers, stored once with bias
  * and ReLU.  The pointers are `float *` or `double *` by the kernel's type.
  * General conv reads a zero-padded copy of the input and packed weights
@@ -58,17 +58,34 @@ typedef struct {
     const void *bias;           /* kb entries, zero where there is no bias */
     void *y;                    /* output at the tile's first pixel and channel */
     int64_t y_px, y_k;          /* ... between output pixels, output channels */
-    int64_t rw, nk;             /* pixels in this tile (<= rw_max), valid channels (<= kb) */
+    int64_t rw, nk;             /* pixels per row (rows * rw <= rw max), valid channels (<= kb) */
+    int64_t rows;               /* general tile: 1, or 2 output rows at once (narrow outputs) */
+    int64_t x_row, y_row;       /* ... elements between those two rows in x and in y */
     int relu;
 } fc_conv_tile;
 
 typedef void (*fc_conv_tile_fn)(const fc_conv_tile *t);
+
+/* Depthwise at stride 1 on a planar layout: one output row of one channel,
+ * vectorised over output pixels.  x: the padded plane at the row's first
+ * tap; x_i / x_j: elements between kernel rows / columns; w: kh*kw taps. */
+typedef struct {
+    const void *x;
+    int64_t x_i, x_j, kh, kw, ow;
+    const void *w;
+    double bias;
+    void *y;
+    int relu;
+} fc_dw_row;
+
+typedef void (*fc_dw_row_fn)(const fc_dw_row *r);
 
 typedef struct {
     int kb, rw;                 /* general tile: output channels, max pixels */
     fc_conv_tile_fn tile;
     int dw_kb, dw_rw;           /* depthwise tile: channels, max pixels */
     fc_conv_tile_fn dw_tile;
+    fc_dw_row_fn dw_row;        /* planar depthwise, stride 1 */
 } fc_conv_kernels;
 
 /* ---- end conv ---- */

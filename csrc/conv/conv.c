@@ -1,5 +1,6 @@
 /* Convolution entry points: direct and im2col + GEMM, float and double. */
 #include <string.h>
+#include <omp.h>
 #include "../internal.h"
 
 #define T float

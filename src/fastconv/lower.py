@@ -50,16 +50,33 @@ def choose_algorithm(p: _args.ConvParams, requested: str) -> str:
 
     Full-size and pointwise convs are GEMMs on the input as it lies, so both
     "auto" and "im2col" run them as "gemm" (im2col's copy would be the
-    identity).  "auto" takes direct convolution for depthwise layers, whose
-    per-group GEMM is too thin to pay for lowering, and im2col otherwise.
+    identity).  For the rest, "auto" follows the cost model below.
     """
     if requested == "direct":
         return "direct"
     if p.is_full_size or p.is_pointwise:
         return "gemm"
-    if requested == "auto" and p.groups == p.c and p.groups > 1:
-        return "direct"
-    return "im2col"
+    if requested == "im2col":
+        return "im2col"
+    return "im2col" if _im2col_wins(p) else "direct"
+
+
+# Cost model of algorithm="auto", from fp32 batch-1 runs on this library's
+# reference machine (Zen 4, AVX-512; GFLOP/s per core, direct | im2col):
+#
+#   3x3 stride 1, C = 64..512, 7x7..224x224 outputs   70-105 | 35-75
+#   3x3 stride 2 (ResNet l2.3x3s2)                     90     | 57
+#   7x7 / 11x11 on 3-channel images (ResNet, AlexNet)  72-80  | 34-43
+#   1x1 stride 2 (ResNet l2.ds)                        51     | 73
+#   depthwise 3x3 (MobileNetV2)                       direct only: a per-channel GEMM is 1 x 9
+#
+# Direct convolution reads each input pixel kh*kw times from cache instead of
+# copying it kh*kw times, so it wins whenever the kernel has more than one
+# tap.  With a single tap the lowering copy is a mere subsample and the GEMM's
+# packed panels beat the direct tiles' strided loads, so 1x1 convs go to
+# im2col (strided) or straight to the GEMM (stride 1, no copy).
+def _im2col_wins(p: _args.ConvParams) -> bool:
+    return p.kh * p.kw == 1 and p.groups == 1
 
 
 def im2col_workspace(p: _args.ConvParams, itemsize: int) -> int:
