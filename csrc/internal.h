@@ -83,6 +83,7 @@ typedef void (*fc_dw_row_fn)(const fc_dw_row *r);
 typedef struct {
     int kb, rw;                 /* general tile: output channels, max pixels */
     fc_conv_tile_fn tile;
+    fc_conv_tile_fn tile_narrow; /* the same with kb / 2 channels, for few output channels */
     int dw_kb, dw_rw;           /* depthwise tile: channels, max pixels */
     fc_conv_tile_fn dw_tile;
     fc_dw_row_fn dw_row;        /* planar depthwise, stride 1 */

@@ -132,6 +132,22 @@ def test_tile_edges_exact(isa, layout, dtype):
             np.testing.assert_array_equal(got, want, err_msg=f"{algorithm} k={k} ow={ow}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_depthwise_widths_exact(isa, layout, dtype):
+    """Row kernels take 1-4 vectors of pixels per step: widths on both sides of each."""
+    rng = np.random.default_rng(7)
+    for ow in (1, 2, 3, 5, 7, 8, 9, 14, 15, 17, 31, 33, 47, 56, 63, 64, 65, 70):
+        for c, mult in ((3, 1), (2, 3), (1, 5)):
+            x = to_layout(ints(rng, (1, c, 4, ow + 2), dtype), layout)
+            w = ints(rng, (c * mult, 1, 3, 3), dtype)
+            b = ints(rng, c * mult, dtype)
+            want = oracle(x, w, b, layout, groups=c)
+            got = fastconv.conv2d(x, w, b, groups=c, layout=layout, algorithm="direct",
+                                  backend="c")
+            np.testing.assert_array_equal(got, want, err_msg=f"ow={ow} c={c} mult={mult}")
+
+
 def _reduced(layer, spatial):
     """The layer with its spatial size cut down (but at least the kernel's reach)."""
     _, c, h, w, k, kh, kw, s, p, g = layer
