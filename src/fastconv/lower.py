@@ -61,20 +61,24 @@ def choose_algorithm(p: _args.ConvParams, requested: str) -> str:
     return "im2col" if _im2col_wins(p) else "direct"
 
 
-# Cost model of algorithm="auto", from fp32 batch-1 runs on this library's
-# reference machine (Zen 4, AVX-512; GFLOP/s per core, direct | im2col):
+# Cost model of algorithm="auto", from fp32 batch-1 single-thread runs on the
+# reference machine (Zen 4, AVX-512), GFLOP/s of direct | im2col (or the
+# copy-free GEMM for 1x1 stride 1):
 #
-#   3x3 stride 1, C = 64..512, 7x7..224x224 outputs   70-105 | 35-75
-#   3x3 stride 2 (ResNet l2.3x3s2)                     90     | 57
-#   7x7 / 11x11 on 3-channel images (ResNet, AlexNet)  72-80  | 34-43
-#   1x1 stride 2 (ResNet l2.ds)                        51     | 73
-#   depthwise 3x3 (MobileNetV2)                       direct only: a per-channel GEMM is 1 x 9
+#   3x3 stride 1, 28x28..224x224 outputs (ResNet l1-l3, VGG conv1-4)   73-102 | 37-77
+#   3x3 stride 1, 7x7 and 14x14 outputs (ResNet l4, VGG conv5)          39-81  | 41-57
+#   3x3 stride 2 (ResNet l2.3x3s2)                                      85     | 58
+#   7x7 / 11x11 kernels on 3-channel images (ResNet conv1, AlexNet)     66-81  | 31-42
+#   3x3 on 3 channels, 10 filters (MTCNN P-Net)                         27     | 8
+#   1x1 stride 1 (ResNet bottlenecks)                                   58-70  | 67-85
+#   1x1 stride 2 (ResNet l2.ds)                                         44     | 63
+#   depthwise 3x3 (MobileNetV2): direct only; a per-group GEMM is 1 x 9
 #
 # Direct convolution reads each input pixel kh*kw times from cache instead of
-# copying it kh*kw times, so it wins whenever the kernel has more than one
-# tap.  With a single tap the lowering copy is a mere subsample and the GEMM's
-# packed panels beat the direct tiles' strided loads, so 1x1 convs go to
-# im2col (strided) or straight to the GEMM (stride 1, no copy).
+# copying it kh*kw times, so it wins (or ties) whenever the kernel has more
+# than one tap.  With a single tap the lowering copy is a mere subsample and
+# the GEMM's packed panels beat the direct tiles' strided loads, so 1x1 convs
+# go to im2col (strided) or straight to the GEMM (stride 1, no copy).
 def _im2col_wins(p: _args.ConvParams) -> bool:
     return p.kh * p.kw == 1 and p.groups == 1
 
