@@ -56,12 +56,70 @@ FC_DECLARE_UKERNEL(fc_dgemm_avx512_14x16, double);
 FC_DECLARE_UKERNEL(fc_sgemm_avx512_7x32, float);
 FC_DECLARE_UKERNEL(fc_dgemm_avx512_7x16, double);
 
+/* ---- conv: direct-convolution micro-kernels (csrc/conv/) ----------------
+ * One tile: rw output pixels of one or two rows x one block of output channels,
+ * reduced over the whole (group's) input in registers, stored once with bias
+ * and ReLU.  The pointers are `float *` or `double *` by the kernel's type.
+ * General conv reads a zero-padded copy of the input and packed weights
+ * [cg][kh][kw][kb]; depthwise reads a padded channels-last copy and weights
+ * [kh][kw][channels], both vectorised over the block's channels. */
+typedef struct {
+    const void *x;              /* padded input at the tile's first tap */
+    int64_t x_px;               /* elements between consecutive output pixels */
+    int64_t x_ci, x_i, x_j;     /* ... between input channels, kernel rows, kernel columns */
+    int64_t cg, kh, kw;         /* reduction extent (cg = 1 for depthwise) */
+    const void *w;              /* packed weights of the block */
+    int64_t w_tap;              /* depthwise: elements between kernel taps */
+    const void *bias;           /* kb entries, zero where there is no bias */
+    void *y;                    /* output at the tile's first pixel and channel */
+    int64_t y_px, y_k;          /* ... between output pixels, output channels */
+    int64_t rw, nk;             /* pixels per row (rows * rw <= rw max), valid channels (<= kb) */
+    int64_t rows;               /* general tile: 1, or 2 output rows at once (narrow outputs) */
+    int64_t x_row, y_row;       /* ... elements between those two rows in x and in y */
+    int relu;
+} fc_conv_tile;
+
+typedef void (*fc_conv_tile_fn)(const fc_conv_tile *t);
+
+/* Depthwise at stride 1 on a planar layout: one output row of one channel,
+ * vectorised over output pixels.  x: the padded plane at the row's first
+ * tap; x_i / x_j: elements between kernel rows / columns; w: kh*kw taps. */
+typedef struct {
+    const void *x;
+    int64_t x_i, x_j, kh, kw, ow;
+    const void *w;
+    double bias;
+    void *y;
+    int relu;
+} fc_dw_row;
+
+typedef void (*fc_dw_row_fn)(const fc_dw_row *r);
+
+typedef struct {
+    int kb, rw;                 /* general tile: output channels, max pixels */
+    fc_conv_tile_fn tile;
+    fc_conv_tile_fn tile_narrow; /* the same with kb / 2 channels, for few output channels */
+    int dw_kb, dw_rw;           /* depthwise tile: channels, max pixels */
+    fc_conv_tile_fn dw_tile;
+    fc_dw_row_fn dw_row;        /* planar depthwise, stride 1 */
+} fc_conv_kernels;
+
+/* ---- end conv ---- */
+
 /* The run-time kernel table, filled once from CPUID (dispatch.c). */
 typedef struct {
     const char *isa;        /* "generic", "avx2", "avx512" */
     fc_sgemm_kernel sgemm;
     fc_dgemm_kernel dgemm;
+    /* ---- conv entries (csrc/conv/) ---- */
+    const fc_conv_kernels *sconv, *dconv;
+    /* ---- end conv entries ---- */
 } fc_kernel_table;
+
+/* Per-ISA conv kernels (csrc/conv/conv_direct_*.c). */
+extern const fc_conv_kernels fc_sconv_generic, fc_dconv_generic;
+extern const fc_conv_kernels fc_sconv_avx2, fc_dconv_avx2;
+extern const fc_conv_kernels fc_sconv_avx512, fc_dconv_avx512;
 
 const fc_kernel_table *fc_kernels(void);
 

@@ -138,13 +138,17 @@ def test_im2col_above_workspace_limit_is_refused():
 
 def test_full_size_nhwc_copy_above_workspace_limit_is_refused():
     """An FC layer written as an NHWC conv needs its input reordered; above
-    the limit that copy is refused (im2col) or avoided (auto)."""
+    the limit that copy is refused, and so is every other algorithm's copy
+    (direct pads the input, im2col lowers it), while NCHW needs no copy."""
     h = w = 2**9
     c = 2**11  # c*h*w*4 bytes = 2 GiB > 1 GiB
     x = np.broadcast_to(np.float32(1), (1, h, w, c))
     weight = np.broadcast_to(np.float32(1), (1, c, h, w))
-    plan = lower.conv2d(x.shape, weight.shape, layout="NHWC")
-    assert plan.algorithm == "direct" and plan.workspace_bytes == 0
+    for algorithm in ("auto", "direct"):
+        with pytest.raises(ValueError, match="workspace"):
+            lower.conv2d(x.shape, weight.shape, layout="NHWC", algorithm=algorithm)
+    plan = lower.conv2d((1, c, h, w), weight.shape)
+    assert plan.algorithm == "gemm" and plan.workspace_bytes == 0
     with pytest.raises(ValueError, match="workspace"):
         lower.conv2d(x.shape, weight.shape, layout="NHWC", algorithm="im2col")
 

@@ -53,10 +53,13 @@ def test_linear_on_a_vector_is_a_1x1_conv_plan():
 
 
 def test_convs_that_are_not_gemms_as_they_lie_need_a_copy_or_direct():
-    assert lower.conv2d((1, 3, 10, 10), (1, 3, 3, 3)).workspace_bytes > 0
+    plan = lower.conv2d((1, 3, 10, 10), (1, 3, 3, 3))
+    assert (plan.algorithm, plan.workspace_bytes) == ("direct", 0)
+    assert lower.conv2d((1, 3, 10, 10), (1, 3, 3, 3), algorithm="im2col").workspace_bytes > 0
     assert lower.conv2d((1, 8, 10, 10), (4, 8, 1, 1), stride=2).workspace_bytes > 0
     # Full-size but padded: the kernel no longer covers exactly the input.
-    assert lower.conv2d((1, 3, 5, 5), (2, 3, 5, 5), padding=1).workspace_bytes > 0
+    padded = lower.conv2d((1, 3, 5, 5), (2, 3, 5, 5), padding=1, algorithm="im2col")
+    assert padded.algorithm == "im2col" and padded.workspace_bytes > 0
 
 
 def test_linear_plan_rejects_mismatched_shapes():

@@ -30,6 +30,8 @@ class GemmPlan:
     k: int                 # reduction length: C/groups*kh*kw
     groups: int
     workspace_bytes: int   # lowering copy; 0 when the input is the GEMM operand as it lies
+    #                        (direct conv's zero-padded input is a layout transform, not
+    #                        counted here, but held to WORKSPACE_LIMIT like every copy)
     algorithm: str         # what runs: "gemm" (no lowering copy), "im2col" or "direct"
 
     def __str__(self) -> str:
@@ -51,16 +53,37 @@ def choose_algorithm(p: _args.ConvParams, requested: str) -> str:
 
     Full-size and pointwise convs are GEMMs on the input as it lies, so both
     "auto" and "im2col" run them as "gemm" (im2col's copy would be the
-    identity).  "auto" takes direct convolution for depthwise layers, whose
-    per-group GEMM is too thin to pay for lowering, and im2col otherwise.
+    identity).  For the rest, "auto" follows the cost model below.
     """
     if requested == "direct":
         return "direct"
     if p.is_full_size or p.is_pointwise:
         return "gemm"
-    if requested == "auto" and p.groups == p.c and p.groups > 1:
-        return "direct"
-    return "im2col"
+    if requested == "im2col":
+        return "im2col"
+    return "im2col" if _im2col_wins(p) else "direct"
+
+
+# Cost model of algorithm="auto", from fp32 batch-1 single-thread runs on the
+# reference machine (Zen 4, AVX-512), GFLOP/s of direct | im2col (or the
+# copy-free GEMM for 1x1 stride 1):
+#
+#   3x3 stride 1, 28x28..224x224 outputs (ResNet l1-l3, VGG conv1-4)   73-102 | 37-77
+#   3x3 stride 1, 7x7 and 14x14 outputs (ResNet l4, VGG conv5)          39-81  | 41-57
+#   3x3 stride 2 (ResNet l2.3x3s2)                                      85     | 58
+#   7x7 / 11x11 kernels on 3-channel images (ResNet conv1, AlexNet)     66-81  | 31-42
+#   3x3 on 3 channels, 10 filters (MTCNN P-Net)                         27     | 8
+#   1x1 stride 1 (ResNet bottlenecks)                                   58-70  | 67-85
+#   1x1 stride 2 (ResNet l2.ds)                                         44     | 63
+#   depthwise 3x3 (MobileNetV2): direct only; a per-group GEMM is 1 x 9
+#
+# Direct convolution reads each input pixel kh*kw times from cache instead of
+# copying it kh*kw times, so it wins (or ties) whenever the kernel has more
+# than one tap.  With a single tap the lowering copy is a mere subsample and
+# the GEMM's packed panels beat the direct tiles' strided loads, so 1x1 convs
+# go to im2col (strided) or straight to the GEMM (stride 1, no copy).
+def _im2col_wins(p: _args.ConvParams) -> bool:
+    return p.kh * p.kw == 1 and p.groups == 1
 
 
 def im2col_workspace(p: _args.ConvParams, itemsize: int) -> int:
@@ -71,25 +94,38 @@ def im2col_workspace(p: _args.ConvParams, itemsize: int) -> int:
     return rows * row
 
 
-def plan_conv(p: _args.ConvParams, itemsize: int, algorithm: str = "auto") -> GemmPlan:
-    """The plan for `algorithm`.  A lowering whose workspace would exceed
-    WORKSPACE_LIMIT is refused with ValueError before anything is allocated;
-    "auto" then takes direct convolution, which needs none."""
-    algo = choose_algorithm(p, algorithm)
+def _copies(p: _args.ConvParams, itemsize: int, algo: str) -> tuple[int, str]:
+    """(bytes `algo` copies the input into, what that copy is)."""
     if algo == "im2col":
-        ws = im2col_workspace(p, itemsize)
-        what = "im2col would need {} bytes for one output row"
-    elif algo == "gemm" and p.is_full_size and p.layout == "NHWC" and p.c > 1 and p.h * p.w > 1:
+        return im2col_workspace(p, itemsize), "im2col's patches"
+    if algo == "gemm" and p.is_full_size and p.layout == "NHWC" and p.c > 1 and p.h * p.w > 1:
         # NHWC patches reordered to the weights' CHW (the identity for one channel or pixel)
-        ws = p.n * p.c * p.h * p.w * itemsize
-        what = "reordering the NHWC input of this full-size conv would need {} bytes"
-    else:
-        ws = 0
-    if ws > WORKSPACE_LIMIT:
-        if algorithm != "auto":
-            raise ValueError(what.format(ws) + f", above the {WORKSPACE_LIMIT}-byte workspace "
-                             "limit (fastconv.lower.WORKSPACE_LIMIT); use algorithm='direct'")
-        algo, ws = "direct", 0
+        return p.n * p.c * p.h * p.w * itemsize, "the NHWC input reordered to CHW"
+    if algo == "direct":
+        # Not a lowering but a layout transform: the zero-padded input (with
+        # channels widened to K for depthwise convs with a channel multiplier).
+        hp, wp = p.h + p.padding[0] + p.padding[1], p.w + p.padding[2] + p.padding[3]
+        depthwise = p.groups == p.c and p.groups > 1
+        return p.n * hp * wp * (p.k if depthwise else p.c) * itemsize, "the padded input"
+    return 0, ""
+
+
+def plan_conv(p: _args.ConvParams, itemsize: int, algorithm: str = "auto") -> GemmPlan:
+    """The plan for `algorithm`.  A copy of more than WORKSPACE_LIMIT bytes is
+    refused with ValueError before anything is allocated; "auto" first tries
+    another algorithm (direct and im2col copy different things)."""
+    algo = choose_algorithm(p, algorithm)
+    copy, what = _copies(p, itemsize, algo)
+    if copy > WORKSPACE_LIMIT and algorithm == "auto":
+        for other in ("direct", "im2col"):
+            if other != algo and _copies(p, itemsize, other)[0] <= WORKSPACE_LIMIT:
+                algo = other
+                copy, what = _copies(p, itemsize, algo)
+                break
+    if copy > WORKSPACE_LIMIT:
+        raise ValueError(f"{algo} would copy {what} into {copy} bytes, above the "
+                         f"{WORKSPACE_LIMIT}-byte workspace limit (fastconv.lower.WORKSPACE_LIMIT)")
+    ws = 0 if algo == "direct" else copy
     kdim = (p.c // p.groups) * p.kh * p.kw
     return GemmPlan(p.n * p.oh * p.ow, p.k // p.groups, kdim, p.groups, ws, algo)
 
