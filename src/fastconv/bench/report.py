@@ -109,6 +109,7 @@ def markdown(rows, machine: dict, command: str, date: str) -> str:
         f"- Measured fp32 FMA peak: {peaks}",
         f"- Measured memory read bandwidth: {bws}",
         "- Method: every implementation timed in its own block of back-to-back calls per round, "
+        "after 0.1 s idle (so the previous implementation's spinning thread pool is asleep), "
         "warm-ups discarded, order reversed every other round, median over rounds; peers use "
         "the same thread count. `% peak` is of the FMA peak, or for memory-bound rows of "
         "bandwidth x arithmetic intensity. `vs best peer` = best peer time / this time "

@@ -50,7 +50,11 @@ class Settings:
     peers: tuple = ("numpy", "torch", "onnxruntime")
     min_rounds: int = 3
     max_rounds: int = 15
-    block_seconds: float = 0.02   # one block: back-to-back calls of one implementation
+    block_seconds: float = 0.05   # one block: back-to-back calls of one implementation
+    # Idle time before each block: the thread pools of the implementation timed
+    # before (OpenBLAS, OpenMP, ONNX Runtime) spin for a while after their last
+    # call and would otherwise steal the core from the block that follows.
+    idle_seconds: float = 0.1
     entry_seconds: float = 1.5    # stop adding rounds past this, once min_rounds are done
 
 
@@ -160,6 +164,7 @@ def time_impls(impls, settings: Settings, clock=time.perf_counter, note=print):
             if rnd > 0 and times[impl.label][0] > settings.entry_seconds:
                 continue   # one call takes the whole budget: one timed round is all it gets
             n = reps[impl.label]
+            time.sleep(settings.idle_seconds)
             t0 = clock()
             for _ in range(n):
                 impl.fn()
