@@ -72,7 +72,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     target, out = _result(out, p.out_shape, x.dtype, x, weight, bias)
     if target.size == 0:
         return _finish(target, out)
-    plan = lower.plan_conv(p, x.itemsize, algorithm)
+    plan = lower.plan_conv(p, x.itemsize, algorithm, be)
     kernels = _backend(be)
     if be == "numpy":
         kernels.conv2d(x, weight, bias, p, None, target, 0, relu)
