@@ -21,6 +21,9 @@ Choose one with FASTCONV_HYPOTHESIS_PROFILE=<name> or pytest's
 """
 import os
 
+import isas
+import pytest
+
 from hypothesis import HealthCheck, settings
 
 _common = dict(deadline=None, database=None, print_blob=True,
@@ -29,3 +32,10 @@ settings.register_profile("ci", max_examples=60, derandomize=True, **_common)
 settings.register_profile("explore", max_examples=1000, derandomize=False, **_common)
 settings.register_profile("sanitize", max_examples=15, derandomize=True, **_common)
 settings.load_profile(os.environ.get("FASTCONV_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(params=isas.c_isas())
+def isa(request):
+    """Run the test once per C kernel ISA this CPU supports."""
+    with isas.using_isa(request.param):
+        yield request.param

@@ -14,12 +14,11 @@ import pytest
 
 import fastconv
 from fastconv import lower
-from fastconv.backends import c as cbackend
+from checks import ints
+from isas import c_isas
 from fastconv.backends.c import lib
 
-ISAS = [isa for isa in ("generic", "avx2", "avx512")
-        if isa == "generic" or isa in cbackend.cpu_features() or
-        (isa == "avx512" and "avx512f" in cbackend.cpu_features())]
+ISAS = c_isas()
 DTYPES = [np.float32, np.float64]
 LAYOUTS = ["NCHW", "NHWC"]
 ALGORITHMS = ["direct", "im2col", "auto"]
@@ -78,17 +77,6 @@ CASES = [
     ((1, 1, 30, 2), (3, 1, 3, 1), dict(padding=(1, 0))),               # tall and narrow
 ]
 
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    old = cbackend.isa()
-    cbackend.set_isa(request.param)
-    yield request.param
-    cbackend.set_isa(old)
-
-
-def ints(rng, shape, dtype):
-    return rng.integers(-3, 4, shape).astype(dtype)
 
 
 def to_layout(x, layout):

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv.backends import c as cbackend
+from checks import ints
+from isas import c_isas
 from fastconv.backends import reference
 from fastconv.backends.c import ffi, lib
 
-ISAS = [isa for isa in ("generic", "avx2", "avx512")
-        if isa == "generic" or isa in cbackend.cpu_features() or
-        (isa == "avx512" and "avx512f" in cbackend.cpu_features())]
+ISAS = c_isas()
 DTYPES = [np.float32, np.float64]
 # (MR, NR, MC, KC, NC) per ISA and dtype, as in csrc/dispatch.c and csrc/gemm/blocking.h.
 TILES = {
@@ -31,17 +30,6 @@ NETWORK_SHAPES = [(1000, 1000, 1000), (1024, 1024, 1024), (2048, 2048, 2048), (3
                   (784, 128, 1152), (196, 256, 2304), (49, 512, 4608), (12544, 64, 147),
                   (3136, 256, 64), (64, 4096, 4096), (1, 4096, 25088)]
 
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    old = cbackend.isa()
-    cbackend.set_isa(request.param)
-    yield request.param
-    cbackend.set_isa(old)
-
-
-def ints(rng, shape, dtype):
-    return rng.integers(-3, 4, shape).astype(dtype)
 
 
 def oracle(a, b, c0=None, bias=None, bias_axis=1, relu=False):
