@@ -18,9 +18,3 @@ def assert_close(got, want, dtype=None):
     scale = max(1.0, float(np.max(np.abs(want))) if want.size else 1.0)
     err = float(np.max(np.abs(got.astype(np.float64) - want))) if want.size else 0.0
     assert err <= tol(dtype) * scale, f"max error {err:.3g} > {tol(dtype)} * {scale:.3g}"
-
-
-
-def ints(rng, shape, dtype):
-    """Small integers as floats: every summation order gives the exact result."""
-    return rng.integers(-3, 4, shape).astype(dtype)

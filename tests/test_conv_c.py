@@ -14,7 +14,7 @@ import pytest
 
 import fastconv
 from fastconv import lower
-from checks import ints
+from arrays import ints
 from isas import c_isas
 from fastconv.backends.c import lib
 

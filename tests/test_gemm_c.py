@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from checks import ints
+from arrays import ints
 from isas import c_isas
 from fastconv.backends import reference
 from fastconv.backends.c import ffi, lib
