@@ -70,18 +70,24 @@ def choice(name: str, value, allowed) -> str:
 
 
 def _is_int(v) -> bool:
+    if type(v) is int:  # the common case, first: this runs on every call
+        return True
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def flag(name: str, value) -> bool:
     """A bool (Python or NumPy); anything else would mean different things to different backends."""
-    if not isinstance(value, (bool, np.bool_)):
+    if value is True or value is False:
+        return value
+    if not isinstance(value, np.bool_):
         raise ValueError(f"{name} must be True or False; got {value!r}")
     return bool(value)
 
 
 def pair(name: str, value, minimum: int) -> tuple[int, int]:
     """An int or a pair of ints, each >= minimum."""
+    if type(value) is int and minimum <= value < INDEX_LIMIT:
+        return (value, value)
     vals = (value, value) if _is_int(value) else value
     try:
         vals = tuple(vals)
@@ -140,6 +146,8 @@ def bias_array(bias, length: int, dtype, what: str) -> np.ndarray | None:
 
 def padding4(padding, kh, kw, dilation, stride) -> tuple[int, int, int, int]:
     """padding -> (top, bottom, left, right)."""
+    if type(padding) is int and 0 <= padding < INDEX_LIMIT:
+        return (padding, padding, padding, padding)
     if isinstance(padding, str):
         if padding == "valid":
             return (0, 0, 0, 0)

@@ -14,7 +14,13 @@ backends, in fastconv.api, so every backend runs those through its gemm.
 import importlib
 
 
+_MODULES = {"c": "c", "numba": "numba", "numpy": "reference"}
+_loaded = {}
+
+
 def get(name: str):
     """The backend module for "c", "numba" or "numpy" (imported on first use)."""
-    module = {"c": "c", "numba": "numba", "numpy": "reference"}[name]
-    return importlib.import_module(f"{__name__}.{module}")
+    mod = _loaded.get(name)
+    if mod is None:
+        mod = _loaded[name] = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    return mod
