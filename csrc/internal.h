@@ -102,6 +102,8 @@ typedef struct {
     int dw_kb, dw_rw;           /* depthwise tile: channels, max pixels */
     fc_conv_tile_fn dw_tile;
     fc_dw_row_fn dw_row;        /* planar depthwise, stride 1 */
+    /* weights of a block in the general tile's layout, kb channels (see tile.inc) */
+    void (*pack_weights)(const void *src, int64_t red, int64_t nk, int64_t kb, void *dst);
 } fc_conv_kernels;
 
 /* ---- end conv ---- */

@@ -111,7 +111,9 @@ def test_tile_edges_exact(isa, layout, dtype):
     """Output channels and widths on both sides of every kernel's tile, 1 and 2 row tiles."""
     rng = np.random.default_rng(1)
     for k, ow, c in [(1, 1, 1), (7, 3, 2), (8, 4, 3), (9, 5, 4), (16, 6, 3), (17, 7, 2),
-                     (32, 13, 3), (33, 14, 2), (48, 15, 3), (65, 29, 2)]:
+                     (32, 13, 3), (33, 14, 2), (48, 15, 3), (65, 29, 2),
+                     # weight packing: whole L x L squares and their remainders
+                     (64, 14, 16), (40, 5, 7), (96, 3, 33)]:
         x = to_layout(ints(rng, (1, c, 5, ow + 2), dtype), layout)
         w = ints(rng, (k, c, 3, 3), dtype)
         want = oracle(x, w, layout=layout)
