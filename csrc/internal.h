@@ -29,17 +29,25 @@ typedef void (*fc_dgemm_ukernel)(int64_t k, const double *a, int64_t rsa, int64_
                                  const double *b, int64_t ldb, double *c, int64_t rsc,
                                  int64_t csc, int64_t m, int64_t n, const fc_epilogue *ep);
 
+/* GEMV rows (gemm/gemv_dot.inc): out[q] = sum_p w[q*rsw + p] x[p], q < rows <= 4. */
+typedef void (*fc_sdot_fn)(int64_t k, const float *w, int64_t rsw, const float *x,
+                           int64_t rows, float *out);
+typedef void (*fc_ddot_fn)(int64_t k, const double *w, int64_t rsw, const double *x,
+                           int64_t rows, double *out);
+
 /* One micro-kernel with its tile and its cache blocking (gemm/blocking.h;
  * nc_small is NC when all rows fit one MC block),
  * plus a shorter kernel (mr_short rows, same NR) for the last rows of C, so
- * that a partial panel does not cost a full one. */
+ * that a partial panel does not cost a full one, and the GEMV row kernel. */
 typedef struct {
     fc_sgemm_ukernel run; int64_t mr, nr, mc, kc, nc, nc_small;
     fc_sgemm_ukernel run_short; int64_t mr_short;
+    fc_sdot_fn dot;
 } fc_sgemm_kernel;
 typedef struct {
     fc_dgemm_ukernel run; int64_t mr, nr, mc, kc, nc, nc_small;
     fc_dgemm_ukernel run_short; int64_t mr_short;
+    fc_ddot_fn dot;
 } fc_dgemm_kernel;
 
 #define FC_DECLARE_UKERNEL(name, T) \
@@ -55,6 +63,14 @@ FC_DECLARE_UKERNEL(fc_sgemm_avx512_14x32, float);
 FC_DECLARE_UKERNEL(fc_dgemm_avx512_14x16, double);
 FC_DECLARE_UKERNEL(fc_sgemm_avx512_7x32, float);
 FC_DECLARE_UKERNEL(fc_dgemm_avx512_7x16, double);
+#define FC_DECLARE_DOT(name, T) \
+    void name(int64_t k, const T *w, int64_t rsw, const T *x, int64_t rows, T *out)
+FC_DECLARE_DOT(fc_sdot_generic, float);
+FC_DECLARE_DOT(fc_ddot_generic, double);
+FC_DECLARE_DOT(fc_sdot_avx2, float);
+FC_DECLARE_DOT(fc_ddot_avx2, double);
+FC_DECLARE_DOT(fc_sdot_avx512, float);
+FC_DECLARE_DOT(fc_ddot_avx512, double);
 
 /* ---- conv: direct-convolution micro-kernels (csrc/conv/) ----------------
  * One tile: rw output pixels of one or two rows x one block of output channels,

@@ -1,0 +1,11 @@
+/* GEMV row-dot kernels (avx512), float and double: see gemv_dot.inc. */
+#pragma GCC target("avx512f")
+#include "../internal.h"
+
+#define FN fc_sdot_avx512
+#define T float
+#include "gemv_dot.inc"
+
+#define FN fc_ddot_avx512
+#define T double
+#include "gemv_dot.inc"
