@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import time
 
 from .._native import ffi, lib
 from ..backends import c as _c
@@ -28,9 +29,18 @@ def fma_peak(threads: int, isa: str | None = None) -> float:
     """Measured fp32 GFLOP/s of multiply-adds on `threads` threads with the
     vector unit of `isa` (default: the ISA the kernels run on)."""
     out = ffi.new("double *")
-    _check(lib.fc_probe_fma(ffi.NULL if isa is None else isa.encode(), threads, out),
-           f"FMA probe ({isa or _c.isa()})")
-    return out[0]
+    best = 0.0
+    # A peak is a maximum.  Another pool's spinning thread (OpenBLAS keeps its
+    # workers busy-waiting for a while after each call) can hold a core through
+    # one whole probe, which then reports one core's rate for two: probe three
+    # times, 0.2 s apart, and keep the best.
+    for attempt in range(3):
+        if attempt:
+            time.sleep(0.2)
+        _check(lib.fc_probe_fma(ffi.NULL if isa is None else isa.encode(), threads, out),
+               f"FMA probe ({isa or _c.isa()})")
+        best = max(best, out[0])
+    return best
 
 
 @functools.lru_cache(maxsize=None)
