@@ -45,25 +45,25 @@ static int detect_features(void) { return 0; }
 
 /* One row per ISA: GEMM micro-kernels with their tiles (MR, NR), cache
  * blocking (MC, KC, NC; gemm/blocking.h), short kernels for edge rows and
- * the GEMV row kernel. */
+ * the GEMV kernels. */
 static const fc_kernel_table table_generic = {
     "generic",
-    { fc_sgemm_generic_4x8, 4, 8, FC_BLOCK_SGEMM_GENERIC, fc_sgemm_generic_4x8, 4, fc_sdot_generic },
-    { fc_dgemm_generic_4x4, 4, 4, FC_BLOCK_DGEMM_GENERIC, fc_dgemm_generic_4x4, 4, fc_ddot_generic },
+    { fc_sgemm_generic_4x8, 4, 8, FC_BLOCK_SGEMM_GENERIC, fc_sgemm_generic_4x8, 4, fc_sdot_generic, fc_saxpy_generic },
+    { fc_dgemm_generic_4x4, 4, 4, FC_BLOCK_DGEMM_GENERIC, fc_dgemm_generic_4x4, 4, fc_ddot_generic, fc_daxpy_generic },
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_generic, .dconv = &fc_dconv_generic,
 };
 static const fc_kernel_table table_avx2 = {
     "avx2",
-    { fc_sgemm_avx2_6x16, 6, 16, FC_BLOCK_SGEMM_AVX2, fc_sgemm_avx2_3x16, 3, fc_sdot_avx2 },
-    { fc_dgemm_avx2_6x8, 6, 8, FC_BLOCK_DGEMM_AVX2, fc_dgemm_avx2_3x8, 3, fc_ddot_avx2 },
+    { fc_sgemm_avx2_6x16, 6, 16, FC_BLOCK_SGEMM_AVX2, fc_sgemm_avx2_3x16, 3, fc_sdot_avx2, fc_saxpy_avx2 },
+    { fc_dgemm_avx2_6x8, 6, 8, FC_BLOCK_DGEMM_AVX2, fc_dgemm_avx2_3x8, 3, fc_ddot_avx2, fc_daxpy_avx2 },
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_avx2, .dconv = &fc_dconv_avx2,
 };
 static const fc_kernel_table table_avx512 = {
     "avx512",
-    { fc_sgemm_avx512_14x32, 14, 32, FC_BLOCK_SGEMM_AVX512, fc_sgemm_avx512_7x32, 7, fc_sdot_avx512 },
-    { fc_dgemm_avx512_14x16, 14, 16, FC_BLOCK_DGEMM_AVX512, fc_dgemm_avx512_7x16, 7, fc_ddot_avx512 },
+    { fc_sgemm_avx512_14x32, 14, 32, FC_BLOCK_SGEMM_AVX512, fc_sgemm_avx512_7x32, 7, fc_sdot_avx512, fc_saxpy_avx512 },
+    { fc_dgemm_avx512_14x16, 14, 16, FC_BLOCK_DGEMM_AVX512, fc_dgemm_avx512_7x16, 7, fc_ddot_avx512, fc_daxpy_avx512 },
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_avx512, .dconv = &fc_dconv_avx512,
 };

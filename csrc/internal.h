@@ -34,20 +34,27 @@ typedef void (*fc_sdot_fn)(int64_t k, const float *w, int64_t rsw, const float *
                            int64_t rows, float *out);
 typedef void (*fc_ddot_fn)(int64_t k, const double *w, int64_t rsw, const double *x,
                            int64_t rows, double *out);
+/* acc[i] = sum_p x[p*incx] w[p*csw + i], i < n (gemm/gemv_dot.inc). */
+typedef void (*fc_saxpy_fn)(int64_t k, int64_t n, const float *w, int64_t csw, const float *x,
+                            int64_t incx, float *acc);
+typedef void (*fc_daxpy_fn)(int64_t k, int64_t n, const double *w, int64_t csw,
+                            const double *x, int64_t incx, double *acc);
 
 /* One micro-kernel with its tile and its cache blocking (gemm/blocking.h;
  * nc_small is NC when all rows fit one MC block),
  * plus a shorter kernel (mr_short rows, same NR) for the last rows of C, so
- * that a partial panel does not cost a full one, and the GEMV row kernel. */
+ * that a partial panel does not cost a full one, and the GEMV kernels. */
 typedef struct {
     fc_sgemm_ukernel run; int64_t mr, nr, mc, kc, nc, nc_small;
     fc_sgemm_ukernel run_short; int64_t mr_short;
     fc_sdot_fn dot;
+    fc_saxpy_fn axpy;
 } fc_sgemm_kernel;
 typedef struct {
     fc_dgemm_ukernel run; int64_t mr, nr, mc, kc, nc, nc_small;
     fc_dgemm_ukernel run_short; int64_t mr_short;
     fc_ddot_fn dot;
+    fc_daxpy_fn axpy;
 } fc_dgemm_kernel;
 
 #define FC_DECLARE_UKERNEL(name, T) \
@@ -71,6 +78,14 @@ FC_DECLARE_DOT(fc_sdot_avx2, float);
 FC_DECLARE_DOT(fc_ddot_avx2, double);
 FC_DECLARE_DOT(fc_sdot_avx512, float);
 FC_DECLARE_DOT(fc_ddot_avx512, double);
+#define FC_DECLARE_AXPY(name, T) \
+    void name(int64_t k, int64_t n, const T *w, int64_t csw, const T *x, int64_t incx, T *acc)
+FC_DECLARE_AXPY(fc_saxpy_generic, float);
+FC_DECLARE_AXPY(fc_daxpy_generic, double);
+FC_DECLARE_AXPY(fc_saxpy_avx2, float);
+FC_DECLARE_AXPY(fc_daxpy_avx2, double);
+FC_DECLARE_AXPY(fc_saxpy_avx512, float);
+FC_DECLARE_AXPY(fc_daxpy_avx512, double);
 
 /* ---- conv: direct-convolution micro-kernels (csrc/conv/) ----------------
  * One tile: rw output pixels of one or two rows x one block of output channels,
