@@ -29,7 +29,9 @@ typedef void (*fc_dgemm_ukernel)(int64_t k, const double *a, int64_t rsa, int64_
                                  const double *b, int64_t ldb, double *c, int64_t rsc,
                                  int64_t csc, int64_t m, int64_t n, const fc_epilogue *ep);
 
-/* GEMV rows (gemm/gemv_dot.inc): out[q] = sum_p w[q*rsw + p] x[p], q < rows <= 4. */
+/* GEMV rows (gemm/gemv_dot.inc): out[q] = sum_p w[q*rsw + p] x[p], q < rows <= FC_DOT_ROWS
+ * (rows of W streamed at once, sharing each load of x). */
+#define FC_DOT_ROWS 4
 typedef void (*fc_sdot_fn)(int64_t k, const float *w, int64_t rsw, const float *x,
                            int64_t rows, float *out);
 typedef void (*fc_ddot_fn)(int64_t k, const double *w, int64_t rsw, const double *x,
