@@ -1,7 +1,6 @@
 /* CPU feature detection and the one kernel table, chosen at first use. */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "internal.h"
 #include "gemm/blocking.h"
 
@@ -115,33 +114,3 @@ int fc_set_isa(const char *name)
         return -1;
     return 0;
 }
-
-/* ---- threads ---------------------------------------------------------- */
-
-static int num_threads; /* 0 until first asked: then OMP_NUM_THREADS or cores */
-
-static int default_threads(void)
-{
-    const char *env = getenv("OMP_NUM_THREADS");
-    if (env) {
-        int n = atoi(env);
-        if (n > 0)
-            return n;
-    }
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    return cores > 0 ? (int)cores : 1;
-}
-
-void fc_set_num_threads(int n) { __atomic_store_n(&num_threads, n > 0 ? n : 1, __ATOMIC_RELAXED); }
-
-int fc_get_num_threads(void)
-{
-    int n = __atomic_load_n(&num_threads, __ATOMIC_RELAXED);
-    if (n == 0) {
-        n = default_threads();
-        __atomic_store_n(&num_threads, n, __ATOMIC_RELAXED);
-    }
-    return n;
-}
-
-int fc_threads(void) { return fc_get_num_threads(); }

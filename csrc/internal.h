@@ -158,8 +158,18 @@ extern const fc_conv_kernels fc_sconv_avx512, fc_dconv_avx512;
 
 const fc_kernel_table *fc_kernels(void);
 
-/* Thread count for the next parallel region (dispatch.c). */
+/* Thread count for the next parallel region (threads.c). */
 int fc_threads(void);
+
+/* Where a parallel region's threads run (threads.c): the caller fills an
+ * fc_place before the region, and every thread of the region calls
+ * fc_place_self first, which keeps the workers off the caller's CPU. */
+typedef struct {
+    int master_cpu;                  /* -1: leave the threads where they are */
+    unsigned long long allowed[16];  /* the caller's cpu_set_t (1024 CPUs) */
+} fc_place;
+void fc_place_init(fc_place *p, int threads);
+void fc_place_self(const fc_place *p);
 
 /* 64-byte aligned allocation; NULL on failure (or when a test injects one). */
 void *fc_alloc(size_t bytes);

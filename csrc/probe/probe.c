@@ -61,9 +61,12 @@ static double fma_rate(fc_fma_loop loop, int64_t iters, int threads, double *sec
 {
     int64_t flops = 0;
     float sink = 0;
+    fc_place place;
+    fc_place_init(&place, threads);
     double t0 = omp_get_wtime();
 #pragma omp parallel num_threads(threads) reduction(+ : flops, sink)
     {
+        fc_place_self(&place);
         float s = 1.0f;
         flops += loop(iters, &s);
         sink += s;
@@ -117,9 +120,12 @@ int fc_probe_read(int64_t bytes, int threads, double *gbps)
     /* Pass 0 writes the buffer (its pages get mapped by the threads that
      * read them later); pass 1 warms up; passes 2-4 are timed. */
     for (int pass = 0; pass < 5; pass++) {
+        fc_place place;
+        fc_place_init(&place, threads);
         double t0 = omp_get_wtime();
 #pragma omp parallel num_threads(threads) reduction(+ : sink)
         {
+            fc_place_self(&place);
             const float *p = buf + (int64_t)omp_get_thread_num() * slice;
             if (pass == 0)
                 memset((void *)p, 0, (size_t)slice * sizeof(float));

@@ -1,0 +1,75 @@
+"""Where the C core's threads run (csrc/threads.c).
+
+Worker threads are bound to CPUs other than the caller's, so that the
+scheduler cannot stack them on the caller's CPU; the caller itself is never
+bound, and a caller allowed fewer CPUs than threads gets no binding at all.
+"""
+import os
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import fastconv
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux and at least 2 allowed CPUs")
+
+
+@pytest.fixture
+def two_threads():
+    before = fastconv.get_num_threads()
+    fastconv.set_num_threads(2)
+    yield
+    fastconv.set_num_threads(before)
+
+
+def parallel_calls():
+    """A GEMM, a direct conv and an im2col conv, each big enough for 2 threads."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((256, 300), np.float32), rng.random((300, 200), np.float32)
+    x, w = rng.random((1, 16, 40, 40), np.float32), rng.random((32, 16, 3, 3), np.float32)
+    np.testing.assert_allclose(fastconv.matmul(a, b, backend="c"), a @ b, rtol=1e-4)
+    ref = fastconv.conv2d(x, w, backend="numpy")
+    for algo in ("direct", "im2col"):
+        np.testing.assert_allclose(fastconv.conv2d(x, w, algorithm=algo, backend="c"), ref,
+                                   rtol=1e-4, atol=1e-4)
+
+
+def bound_cpus(tid):
+    """The CPUs thread `tid` of this process may run on."""
+    with open(f"/proc/self/task/{tid}/status") as f:
+        line = next(l for l in f if l.startswith("Cpus_allowed_list:"))
+    cpus = set()
+    for part in line.split(":")[1].strip().split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def test_the_caller_is_never_bound(two_threads):
+    before = os.sched_getaffinity(0)
+    parallel_calls()
+    assert os.sched_getaffinity(0) == before
+
+
+def test_a_worker_is_bound_to_one_allowed_cpu(two_threads):
+    parallel_calls()
+    me = threading.get_native_id()
+    allowed = os.sched_getaffinity(0)
+    single = [bound_cpus(int(t)) for t in os.listdir("/proc/self/task") if int(t) != me]
+    single = [c for c in single if len(c) == 1]
+    assert single, "no thread of the process is bound to a single CPU"
+    assert any(c <= allowed for c in single)
+
+
+def test_fewer_allowed_cpus_than_threads(two_threads):
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    try:
+        parallel_calls()
+        assert os.sched_getaffinity(0) == {min(before)}
+    finally:
+        os.sched_setaffinity(0, before)
