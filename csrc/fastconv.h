@@ -81,6 +81,11 @@ int fc_dconv_im2col(const fc_conv_args *args);
  * of OMP_NUM_THREADS if set, else the number of online cores. */
 void fc_set_num_threads(int n);
 int fc_get_num_threads(void);
+/* Keep the OpenMP workers of the calling thread's team (`threads` of them in
+ * all) off the caller's CPU, as every parallel region of the C core does
+ * first (threads.c).  For other OpenMP code sharing the process's OpenMP
+ * runtime, such as Numba's omp threading layer. */
+void fc_place_workers(int threads);
 
 /* CPU dispatch.  The table is filled once, at the first call into the
  * library, from CPUID.  fc_cpu_features() returns FC_CPU_* bits. */

@@ -91,3 +91,13 @@ void fc_place_self(const fc_place *p)
 void fc_place_init(fc_place *p, int threads) { (void)threads; p->master_cpu = -1; }
 void fc_place_self(const fc_place *p) { (void)p; }
 #endif
+
+void fc_place_workers(int threads)
+{
+    fc_place place;
+    fc_place_init(&place, threads);
+    if (place.master_cpu < 0)
+        return;
+    #pragma omp parallel num_threads(threads)
+    fc_place_self(&place);
+}

@@ -73,3 +73,40 @@ def test_fewer_allowed_cpus_than_threads(two_threads):
         assert os.sched_getaffinity(0) == {min(before)}
     finally:
         os.sched_setaffinity(0, before)
+
+
+NUMBA_ONLY = r"""
+import os, sys, threading
+import numpy as np
+import numba
+import fastconv
+fastconv.set_num_threads(2)
+a = np.ones((256, 300), np.float32)
+for _ in range(3):
+    fastconv.matmul(a, a.T, backend="numba")
+if numba.threading_layer() != "omp":
+    print("not omp")
+    sys.exit(0)
+me = threading.get_native_id()
+for tid in os.listdir("/proc/self/task"):
+    if int(tid) != me:
+        with open(f"/proc/self/task/{tid}/status") as f:
+            allowed = next(l for l in f if l.startswith("Cpus_allowed_list:")).split(":")[1].strip()
+        if allowed.isdigit():
+            print("bound", allowed)
+            sys.exit(0)
+print("none bound")
+"""
+
+
+def test_numba_omp_workers_are_placed_too():
+    """In a process that runs only the Numba backend, its OpenMP workers (the
+    C core's runtime) get the same placement."""
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", NUMBA_ONLY], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.strip() == "not omp":
+        pytest.skip("Numba's threading layer here is not OpenMP")
+    assert out.stdout.startswith("bound"), out.stdout

@@ -99,6 +99,11 @@ def get_num_threads() -> int:
     return lib.fc_get_num_threads()
 
 
+def place_workers(n: int) -> None:
+    """Keep the calling thread's n - 1 OpenMP workers off its CPU (see csrc/threads.c)."""
+    lib.fc_place_workers(n)
+
+
 def isa() -> str:
     return ffi.string(lib.fc_isa_name()).decode()
 

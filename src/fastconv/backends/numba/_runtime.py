@@ -49,26 +49,37 @@ PARALLEL_JIT = dict(JIT, parallel=True)
 
 _serial = threading.Lock()
 _concurrent_ok = False
+_omp_layer = False  # Numba's threading layer is OpenMP: the C core's own runtime
 
 
 def use_threads() -> int:
     """Make this Python thread's parallel regions use fastconv's thread count
-    (Numba's setting is per calling thread); return that count."""
+    (Numba's setting is per calling thread); return that count.
+
+    On the omp layer Numba's workers are the C core's OpenMP workers, and
+    they too are kept off the caller's CPU, which spares them the 8 ms stalls
+    csrc/threads.c describes (2-thread GEMM 784 x 128 x 1152: 6-8 of 64 calls
+    stalled without)."""
     from ...config import get_num_threads
     n = max(1, min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(n)
+    if _omp_layer and n > 1:
+        from .. import c
+        c.place_workers(n)
     return n
 
 
 def launch(kernel, *args):
     """Call a parallel kernel, serialised when the threading layer cannot
     take concurrent parallel regions."""
-    global _concurrent_ok
+    global _concurrent_ok, _omp_layer
     if _concurrent_ok:
         return kernel(*args)
     with _serial:
         result = kernel(*args)
-        _concurrent_ok = numba.threading_layer() != "workqueue"
+        layer = numba.threading_layer()
+        _concurrent_ok = layer != "workqueue"
+        _omp_layer = layer == "omp"
     return result
 
 
