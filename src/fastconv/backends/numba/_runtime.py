@@ -79,8 +79,17 @@ def launch(kernel, *args):
         result = kernel(*args)
         layer = numba.threading_layer()
         _concurrent_ok = layer != "workqueue"
-        _omp_layer = layer == "omp"
+        _omp_layer = layer == "omp" and _gnu_openmp()
     return result
+
+
+def _gnu_openmp() -> bool:
+    """Numba's omp layer runs on GNU libgomp, the C core's runtime (not Intel's)."""
+    try:
+        from numba.np.ufunc import omppool
+        return omppool.openmp_vendor == "GNU"
+    except (ImportError, AttributeError):
+        return False
 
 
 def kernel_operand(arr: np.ndarray) -> np.ndarray:
