@@ -1,5 +1,4 @@
 /* CPU feature detection and the one kernel table, chosen at first use. */
-#include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 #include "gemm/blocking.h"
