@@ -131,6 +131,49 @@ def test_epilogue_exact(isa, dtype):
                                              f"acc {accumulate}")
 
 
+def line_offset_view(shape, dtype, offset, sentinel):
+    """A C-ordered view whose first element lies `offset` elements past a
+    64-byte boundary, its rows 64-byte multiples apart, inside a buffer filled
+    with `sentinel` (so that stray writes around it show)."""
+    m, n = shape
+    per_line = 64 // np.dtype(dtype).itemsize
+    row = -(-(n + offset) // per_line) * per_line + per_line
+    buf = np.full(m * row + 2 * per_line, sentinel, dtype)
+    start = (-buf.ctypes.data % 64) // buf.itemsize + offset
+    block = buf[start:start + m * row].reshape(m, row)
+    return buf, block[:, :n]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_c_at_every_line_offset(isa, dtype):
+    """C starting anywhere in a cache line: the tile grid then starts from the
+    line boundary (col_skew in gemm_impl.inc), with a narrow first tile, also
+    when two threads split the columns, and across KC steps (accumulate)."""
+    rng = np.random.default_rng(9)
+    mr, nr, _, kc, _ = TILES[isa, dtype]
+    per_line = 64 // np.dtype(dtype).itemsize
+    old = fastconv.get_num_threads()
+    try:
+        for threads in (1, 2):
+            fastconv.set_num_threads(threads)
+            for m, n, k in [(mr + 1, nr - 1, 5), (2 * mr + 1, nr + 3, 9),
+                            (mr - 1, 32 * nr + 5, 256), (2 * mr, 3 * nr, kc + 3)]:
+                a, b = ints(rng, (m, k), dtype), ints(rng, (k, n), dtype)
+                c0, bias = ints(rng, (m, n), dtype), ints(rng, (n,), dtype)
+                for offset in range(per_line):
+                    for relu, accumulate in ((False, False), (True, True)):
+                        want = oracle(a, b, c0 if accumulate else None, bias, 1, relu)
+                        buf, c = line_offset_view((m, n), dtype, offset, -7777)
+                        c[...] = c0
+                        assert c_gemm(a, b, c, bias, 1, relu, accumulate) == 0
+                        msg = f"{isa} {m}x{n}x{k} offset {offset} threads {threads}"
+                        np.testing.assert_array_equal(c, want, err_msg=msg)
+                        c[...] = -7777
+                        assert (buf == -7777).all(), msg + ": wrote outside C"
+    finally:
+        fastconv.set_num_threads(old)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_nan_propagates_through_relu(isa, dtype):
     rng = np.random.default_rng(4)
