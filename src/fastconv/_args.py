@@ -103,22 +103,79 @@ def pair(name: str, value, minimum: int) -> tuple[int, int]:
     return vals
 
 
-def float_array(name: str, value, dtype=None) -> np.ndarray:
-    """An array-like as an ndarray of float32/float64 (no copy if it is one)."""
+def as_array(name: str, value) -> np.ndarray:
+    """Any array-like as an ndarray: nested lists, the buffer protocol,
+    `__array__` (torch tensors, ...) and `__dlpack__`.  What NumPy would read
+    without its meaning is refused: a masked array's mask, a tensor's autograd."""
+    if type(value) is np.ndarray:
+        return value
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array; fastconv would ignore its mask. Pass "
+                        f"{name}.filled(fill_value) (or {name}.data to drop the mask)")
+    if getattr(value, "requires_grad", False) is True:
+        raise TypeError(f"{name} is a tensor that requires grad; fastconv computes no "
+                        f"gradients. Pass {name}.detach()")
     try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError) as e:  # ragged nesting and the like
-        raise ValueError(f"{name} must be an array of float32 or float64; "
-                         f"cannot convert {type(value).__name__}: {e}") from None
+        if hasattr(value, "__dlpack__") and not hasattr(value, "__array__"):
+            return np.from_dlpack(value)
+        return np.asarray(value)
+    except (TypeError, ValueError, RuntimeError, BufferError) as e:
+        # Ragged nesting is a bad value; an object NumPy cannot view is a bad type.
+        err = ValueError if isinstance(value, (list, tuple)) else TypeError
+        raise err(f"{name} must be an array; cannot convert {type(value).__name__}: {e}") \
+            from None
+
+
+def float_array(name: str, value, dtype=None, ints: bool = False) -> np.ndarray:
+    """An array-like as an ndarray of float32/float64 (no copy if it is one);
+    with ints=True integer arrays pass too (for layers exact on integers)."""
+    arr = as_array(name, value)
     if arr.dtype not in _FLOATS:
         if arr.dtype.kind == "f" and arr.dtype.newbyteorder("=") in _FLOATS:
             arr = arr.astype(arr.dtype.newbyteorder("="))  # non-native byte order
-        else:
-            raise TypeError(f"{name} must be float32 or float64; got dtype {arr.dtype}")
+        elif not (ints and arr.dtype.kind in "iu"):
+            also = " or an integer type" if ints else ""
+            raise TypeError(f"{name} must be float32 or float64{also}; got dtype {arr.dtype}")
     if dtype is not None and arr.dtype != dtype:
         raise TypeError(f"{name} has dtype {arr.dtype} but the input has dtype {dtype}; "
                         "mixed float32/float64 is not supported")
     return arr
+
+
+def float_dtype(name: str, value) -> np.dtype:
+    """float32 or float64, given as anything np.dtype takes."""
+    try:
+        dt = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64; got {value!r}") from None
+    if dt not in _FLOATS:
+        raise TypeError(f"{name} must be float32 or float64; got {dt}")
+    return dt
+
+
+def shape(name: str, value, ndim: int | None = None) -> tuple[int, ...]:
+    """A shape given as a sequence of non-negative ints (of `ndim` entries)."""
+    try:
+        dims = tuple(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a tuple of ints; got {value!r}") from None
+    if not all(_is_int(d) for d in dims):
+        raise ValueError(f"{name} must be a tuple of ints; got {value!r}")
+    if ndim is not None and len(dims) != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions; got {value!r}")
+    if any(d < 0 for d in dims):
+        raise ValueError(f"{name} has a negative dimension: {value!r}")
+    return tuple(int(d) for d in dims)
+
+
+def result_bytes(what: str, shape, itemsize: int) -> None:
+    """Refuse an output NumPy could not even describe (more than 2**63 bytes)."""
+    total = itemsize
+    for d in shape:
+        total *= d
+    if total >= 2**63:
+        raise ValueError(f"{what} of shape {tuple(shape)} would take {total:.3g} bytes, "
+                         "more than an array can hold (2**63)")
 
 
 def out_array(out, shape, dtype) -> np.ndarray | None:
@@ -219,6 +276,7 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups, layout):
         raise ValueError(f"kernel ({eh}x{ew} after dilation) is larger than the padded input "
                          f"({ph}x{pw}); x {x.shape}, weight {weight.shape}, padding {pad}")
     oh, ow = (ph - eh) // stride[0] + 1, (pw - ew) // stride[1] + 1
+    result_bytes("conv2d output", (n, k, oh, ow), x.itemsize)
     bias = bias_array(bias, k, x.dtype, f"weight's K={k} output channels")
     p = ConvParams(n, c, h, w, k, kh, kw, oh, ow, stride, pad, dilation, groups, layout)
     return x, weight, bias, p
@@ -231,6 +289,7 @@ def matmul_args(a, b):
         raise ValueError(f"matmul takes 2-D a and b; got a {a.shape}, b {b.shape}")
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul: a's columns must equal b's rows; got a {a.shape}, b {b.shape}")
+    result_bytes("matmul output", (a.shape[0], b.shape[1]), a.itemsize)
     return a, b
 
 
@@ -245,4 +304,5 @@ def linear_args(x, weight, bias):
         raise ValueError(f"x has {x.shape[-1]} features but weight expects {weight.shape[1]}; "
                          f"x {x.shape}, weight {weight.shape}")
     bias = bias_array(bias, weight.shape[0], x.dtype, f"weight's {weight.shape[0]} out_features")
+    result_bytes("linear output", x.shape[:-1] + weight.shape[:1], x.itemsize)
     return x, weight, bias

@@ -16,8 +16,9 @@ from . import _args
 def _weight(name: str, weight, ndim: int, layout: str) -> np.ndarray:
     if not isinstance(weight, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray; got {type(weight).__name__}")
-    if weight.dtype.kind != "f":
-        raise TypeError(f"{name} must be a floating-point array; got dtype {weight.dtype}")
+    if weight.dtype.newbyteorder("=") not in _args._FLOATS:
+        raise TypeError(f"{name} must be a floating-point array (float32 or float64); "
+                        f"got dtype {weight.dtype}")
     if weight.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D {layout}; got shape {weight.shape}")
     return weight

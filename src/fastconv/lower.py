@@ -143,19 +143,25 @@ def conv2d(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, layout="
            algorithm="auto", dtype=np.float32, backend="c") -> GemmPlan:
     """The GemmPlan of conv2d on arrays of these shapes on `backend` (nothing
     is computed)."""
-    x = np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=tuple(x_shape),
-                                        strides=(0,) * len(x_shape))
-    w = np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=tuple(w_shape),
-                                        strides=(0,) * len(w_shape))
+    dtype = _args.float_dtype("dtype", dtype)
+    x = shaped_like("x_shape", x_shape, dtype)
+    w = shaped_like("w_shape", w_shape, dtype)
     _args.choice("algorithm", algorithm, _args.ALGORITHMS)
     _args.choice("backend", backend, _args.BACKENDS)
     _, _, _, p = _args.conv2d_args(x, w, None, stride, padding, dilation, groups, layout)
-    return plan_conv(p, np.dtype(dtype).itemsize, algorithm, backend)
+    return plan_conv(p, dtype.itemsize, algorithm, backend)
+
+
+def shaped_like(name: str, shape, dtype=np.float32) -> np.ndarray:
+    """A zero-byte array of `shape`, so that argument validation runs on shapes alone."""
+    shape = _args.shape(name, shape)
+    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=shape,
+                                           strides=(0,) * len(shape))
 
 
 def linear(x_shape, w_shape) -> GemmPlan:
     """The GemmPlan of linear(x, weight): m = batch, n = out_features, k = in_features."""
-    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
+    x_shape, w_shape = _args.shape("x_shape", x_shape), _args.shape("w_shape", w_shape)
     if len(w_shape) != 2 or len(x_shape) not in (1, 2) or x_shape[-1] != w_shape[1]:
         raise ValueError(f"linear: x {x_shape} and weight {w_shape} do not match "
                          "(x (batch, in_features), weight (out_features, in_features))")
