@@ -12,11 +12,12 @@ reports each layer's output shape, parameters and FLOPs.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _args, api
+from . import _args, api, lower
 from .convert import fc_to_conv
 
 
@@ -47,8 +48,36 @@ def _float_weight(name, value, ndim, what):
 
 def _shape_only(shape, dtype=np.float32):
     """A zero-byte array of `shape`, for running argument validation on shapes."""
-    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=tuple(shape),
-                                           strides=(0,) * len(shape))
+    return lower.shaped_like("input_shape", shape, dtype)
+
+
+def _input(layer, x, what="", ndim=None, min_ndim=0, ints=False) -> np.ndarray:
+    """x as an ndarray `layer` takes, checked as conv2d checks its input: any
+    array-like (fastconv._args), float32/float64 (and integers where the
+    layer is exact on them, as in torch), its rank, and at least one channel
+    for image layers.  An empty batch passes."""
+    name = type(layer).__name__
+    try:
+        x = _args.float_array("x", x, ints=ints)
+    except TypeError as e:
+        integer = getattr(getattr(x, "dtype", None), "kind", None) in ("i", "u")
+        hint = "; integer input is refused, as torch does: cast it with x.astype(np.float32)" \
+            if integer and not ints else ""
+        raise TypeError(f"{name}: {e}{hint}") from None
+    if (ndim is not None and x.ndim != ndim) or x.ndim < min_ndim:
+        raise ValueError(f"{name} takes {what}; got shape {x.shape}")
+    if ndim == 4 and x.shape[1] == 0:
+        raise ValueError(f"{name} needs at least one channel; got shape {x.shape}")
+    return x
+
+
+def _sample_shape(layer, shape, ndim, what) -> tuple:
+    """A per-sample shape (no batch dimension) of `ndim` entries, for output_shape/flops."""
+    shape = _args.shape("input_shape", shape)
+    if len(shape) != ndim:
+        raise ValueError(f"{type(layer).__name__} takes a per-sample shape {what} (no batch "
+                         f"dimension); got {shape}")
+    return shape
 
 
 class Module:
@@ -126,7 +155,7 @@ class Conv2d(_Weighted):
                           self.groups, algorithm=self.algorithm, relu=relu)
 
     def _params(self, shape):
-        x = _shape_only((1,) + tuple(shape))
+        x = _shape_only((1,) + _sample_shape(self, shape, 3, "(C, H, W)"))
         return _args.conv2d_args(x, _shape_only(self.weight_shape), None, self.stride,
                                  self.padding, self.dilation, self.groups, "NCHW")[3]
 
@@ -155,7 +184,7 @@ class Linear(_Weighted):
         return api.linear(x, self.weight, self.bias, relu=relu)
 
     def output_shape(self, shape):
-        if tuple(shape) != (self.weight_shape[1],):
+        if _args.shape("input_shape", shape) != (self.weight_shape[1],):
             raise ValueError(f"Linear expects ({self.weight_shape[1]},) features per sample; "
                              f"got {tuple(shape)} (put a Flatten before it)")
         return (self.weight_shape[0],)
@@ -168,8 +197,11 @@ class Linear(_Weighted):
 
 
 class ReLU(Module):
+    """max(x, 0); exact on integer input, which keeps its dtype (as torch's)."""
+
     def forward(self, x):
-        return np.maximum(x, 0)
+        x = _input(self, x, ints=True)
+        return np.maximum(x, x.dtype.type(0))
 
 
 class PReLU(Module):
@@ -177,12 +209,27 @@ class PReLU(Module):
 
     def __init__(self, slope):
         self.slope = _args.float_array("slope", slope)
-        if self.slope.ndim != 1:
-            raise ValueError(f"slope must be 1-D (channels,); got shape {self.slope.shape}")
+        if self.slope.ndim != 1 or self.slope.size == 0:
+            raise ValueError(f"slope must be 1-D (channels,) with at least one entry; "
+                             f"got shape {self.slope.shape}")
+
+    def _check_channels(self, c, shape):
+        # As torch: one slope serves every channel; otherwise one per channel, exactly.
+        if self.slope.size not in (1, c):
+            raise ValueError(f"PReLU has {self.slope.size} slopes (one per channel) but its "
+                             f"input has {c} channels; shape {shape}")
 
     def forward(self, x):
+        x = _input(self, x, "(N, C, ...)", min_ndim=2)
+        self._check_channels(x.shape[1], x.shape)
         a = self.slope.astype(x.dtype).reshape((-1,) + (1,) * (x.ndim - 2))
         return np.where(x >= 0, x, a * x)
+
+    def output_shape(self, shape):
+        shape = _args.shape("input_shape", shape)
+        if shape:
+            self._check_channels(shape[0], shape)
+        return shape
 
     def params(self):
         return self.slope.size
@@ -199,7 +246,7 @@ class _Pool2d(Module):
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"padding {self.padding} must be at most half of kernel_size "
                              f"{self.kernel_size}")
-        self.ceil_mode = bool(ceil_mode)
+        self.ceil_mode = _args.flag("ceil_mode", ceil_mode)
 
     def _out(self, size, k, s, p):
         if size + 2 * p < k:
@@ -211,14 +258,12 @@ class _Pool2d(Module):
         return out
 
     def output_shape(self, shape):
-        c, h, w = shape
+        c, h, w = _sample_shape(self, shape, 3, "(C, H, W)")
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return (c, self._out(h, kh, sh, ph), self._out(w, kw, sw, pw))
 
     def _windows(self, x, fill):
         """Yield, per kernel tap, the (N, C, OH, OW) strided view that tap sees."""
-        if x.ndim != 4:
-            raise ValueError(f"{type(self).__name__} takes (N, C, H, W); got shape {x.shape}")
         _, oh, ow = self.output_shape(x.shape[1:])
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         extra_h = max(0, (oh - 1) * sh + kh - x.shape[2] - 2 * ph)
@@ -239,7 +284,10 @@ class MaxPool2d(_Pool2d):
     """Max over kh x kw windows (padding counts as -inf), PyTorch semantics."""
 
     def forward(self, x):
-        taps = self._windows(x, -np.inf)
+        x = _input(self, x, "(N, C, H, W)", ndim=4, ints=True)
+        # Padding never wins a window (each holds an input pixel); integers are exact.
+        fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        taps = self._windows(x, fill)
         y = next(taps).copy()
         for t in taps:
             np.maximum(y, t, out=y)
@@ -247,17 +295,24 @@ class MaxPool2d(_Pool2d):
 
 
 class AvgPool2d(_Pool2d):
-    """Mean over kh x kw windows; zero padding counts in the mean (PyTorch's default)."""
+    """Mean over kh x kw windows; zero padding counts in the mean (PyTorch's default),
+    the part of a ceil_mode window past the padding does not.  Integer input is a
+    TypeError, as in torch: a mean of integers is not one."""
 
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__(kernel_size, stride, padding, ceil_mode=False)
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
 
     def forward(self, x):
+        x = _input(self, x, "(N, C, H, W)", ndim=4)
         taps = self._windows(x, 0)
         y = next(taps).copy()
         for t in taps:
             y += t
-        y *= x.dtype.type(1.0 / (self.kernel_size[0] * self.kernel_size[1]))
+        _, oh, ow = y.shape[1:]
+        counts = [np.minimum(np.arange(o) * s + k, size + 2 * p) - np.arange(o) * s
+                  for o, s, k, p, size in zip((oh, ow), self.stride, self.kernel_size,
+                                              self.padding, x.shape[2:])]
+        y *= (1.0 / np.outer(*counts)).astype(x.dtype)
         return y
 
 
@@ -265,26 +320,31 @@ class GlobalAvgPool2d(Module):
     """Mean over each channel's whole map: (N, C, H, W) -> (N, C, 1, 1)."""
 
     def forward(self, x):
+        x = _input(self, x, "(N, C, H, W)", ndim=4)  # integers refused, as torch's mean
         return x.mean(axis=(2, 3), keepdims=True, dtype=x.dtype)
 
     def output_shape(self, shape):
-        return (shape[0], 1, 1)
+        return (_sample_shape(self, shape, 3, "(C, H, W)")[0], 1, 1)
 
 
 class Flatten(Module):
     """(N, ...) -> (N, features), in C order (channels, then rows, then columns)."""
 
     def forward(self, x):
-        return x.reshape(x.shape[0], -1)
+        x = _input(self, x, "(N, ...)", min_ndim=2, ints=True)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # -1 is ambiguous for N = 0
 
     def output_shape(self, shape):
-        return (int(np.prod(shape)),)
+        return (math.prod(_args.shape("input_shape", shape)),)
 
 
 class Softmax(Module):
     """Softmax over axis 1: the classes of (N, classes) or the channels of (N, C, H, W)."""
 
     def forward(self, x):
+        x = _input(self, x, "(N, C, ...)", min_ndim=2)
+        if x.shape[1] == 0:
+            return x.copy()
         e = np.exp(x - x.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
@@ -298,7 +358,17 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential takes Module layers; got {type(layer).__name__}")
         self.layers = list(layers)
-        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.input_shape = None if input_shape is None else _args.shape("input_shape",
+                                                                        input_shape)
+
+    def check_input_shape(self, shape, got=None) -> tuple:
+        """`shape` (one sample's, no batch dimension) if it is the declared input_shape."""
+        shape = _args.shape("input_shape", shape)
+        if self.input_shape is not None and shape != self.input_shape:
+            got = f"x of shape {got}" if got is not None else f"input_shape {shape}"
+            raise ValueError(f"this Sequential declares input_shape {self.input_shape} per "
+                             f"sample (batches of (N,) + {self.input_shape}); got {got}")
+        return shape
 
     def __iter__(self):
         return iter(self.layers)
@@ -310,6 +380,9 @@ class Sequential(Module):
         return self.layers[i]
 
     def forward(self, x):
+        if self.input_shape is not None:
+            x = _args.as_array("x", x)
+            self.check_input_shape(x.shape[1:], x.shape)
         i = 0
         while i < len(self.layers):
             layer = self.layers[i]
@@ -320,6 +393,7 @@ class Sequential(Module):
         return x
 
     def output_shape(self, shape):
+        shape = self.check_input_shape(shape)
         for layer in self.layers:
             shape = layer.output_shape(shape)
         return shape
@@ -328,6 +402,7 @@ class Sequential(Module):
         return sum(layer.params() for layer in self.layers)
 
     def flops(self, shape):
+        shape = self.check_input_shape(shape)
         total = 0
         for layer in self.layers:
             total += layer.flops(shape)
@@ -439,7 +514,9 @@ def summary(model, input_shape) -> Summary:
     layers = model.layers if isinstance(model, Sequential) else getattr(model, "layers", None)
     if layers is None:
         raise TypeError(f"summary needs a model with .layers; got {type(model).__name__}")
-    shape, rows = tuple(input_shape), []
+    if isinstance(model, Sequential):
+        model.check_input_shape(input_shape)
+    shape, rows = _args.shape("input_shape", input_shape), []
     for i, layer in enumerate(layers):
         flops = layer.flops(shape)
         shape = layer.output_shape(shape)
