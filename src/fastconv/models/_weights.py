@@ -7,10 +7,11 @@ torch model with the same layer order saves straight into these files.
 from __future__ import annotations
 
 import os
+import zipfile
 
 import numpy as np
 
-from .. import nn
+from .. import _args, nn
 
 
 def seeded(shape, fan_in: int, seed: int, index: int, scale: float = 2.0) -> nn.Lazy:
@@ -44,36 +45,73 @@ def state_dict(layers) -> dict:
     return state
 
 
-def load(layers, source) -> None:
-    """Replace the parameters of `layers` with those in `source` (an .npz path
-    or a mapping); every parameter must be present with its exact shape."""
+def _read(source) -> dict:
+    """{name: ndarray} from an .npz path or a mapping of array-likes."""
     if isinstance(source, (str, os.PathLike)):
-        with np.load(source) as f:
-            source = {k: f[k] for k in f.files}
+        try:
+            f = np.load(source)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # not NumPy's
+            raise ValueError(f"weights: cannot read {os.fspath(source)!r} as an .npz file: "
+                             f"{e}") from None
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError(f"weights: {os.fspath(source)!r} holds one array, not an .npz "
+                             "of named parameters")
+        with f:
+            return {k: f[k] for k in f.files}
+    if not hasattr(source, "keys"):
+        raise TypeError(f"weights must be an .npz path or a mapping of name -> array; "
+                        f"got {type(source).__name__}")
+    return {k: source[k] for k in source.keys()}
+
+
+def _expected(layers) -> dict:
+    """{name: (layer, attribute, shape)} of every parameter `layers` hold."""
     expected = {}
     for i, layer in enumerate(layers):
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            expected[f"{i}.weight"] = layer.weight_shape
+            expected[f"{i}.weight"] = (layer, "_weight", layer.weight_shape)
             if layer._bias is not None:
-                expected[f"{i}.bias"] = (layer.weight_shape[0],)
+                expected[f"{i}.bias"] = (layer, "_bias", (layer.weight_shape[0],))
         elif isinstance(layer, nn.PReLU):
-            expected[f"{i}.weight"] = layer.slope.shape
-    missing = sorted(set(expected) - set(source))
-    if missing:
-        raise ValueError(f"weights lack {', '.join(missing)}")
-    for name, shape in expected.items():
-        if tuple(source[name].shape) != tuple(shape):
-            raise ValueError(f"weight {name} has shape {source[name].shape}; expected {shape}")
-    for i, layer in enumerate(layers):
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            layer._weight = np.ascontiguousarray(source[f"{i}.weight"], np.float32)
-            if layer._bias is not None:
-                layer._bias = np.ascontiguousarray(source[f"{i}.bias"], np.float32)
-        elif isinstance(layer, nn.PReLU):
-            layer.slope = np.ascontiguousarray(source[f"{i}.weight"], np.float32)
+            expected[f"{i}.weight"] = (layer, "slope", layer.slope.shape)
+    return expected
+
+
+def load(layers, source, strict: bool = True) -> tuple[list, list]:
+    """Replace the parameters of `layers` with those in `source` (an .npz path
+    or a mapping of name -> array).  As torch's load_state_dict: with strict
+    (the default) a parameter missing from `source` or a name in it that no
+    layer has is a ValueError listing them all; strict=False loads what
+    matches and skips the rest.  A wrong shape is an error either way.
+    Names without a "." are metadata (save's keywords) and not parameters.
+    Returns (missing, unexpected) names.  Nothing is replaced unless all checks pass."""
+    strict = _args.flag("strict", strict)
+    found = {k: v for k, v in _read(source).items() if "." in str(k)}
+    expected = _expected(layers)
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    state = {k: _args.float_array(f"weight {k}", found[k]) for k in expected if k in found}
+    wrong = [f"{name} has shape {tuple(state[name].shape)}, expected {shape}"
+             for name, (_, _, shape) in expected.items()
+             if name in state and tuple(state[name].shape) != tuple(shape)]
+    problems = [f"wrong shapes: {'; '.join(wrong)}"] if wrong else []
+    if strict:
+        problems += [f"missing: {', '.join(missing)}"] if missing else []
+        problems += [f"unexpected: {', '.join(unexpected)}"] if unexpected else []
+    if problems:
+        hint = " (strict=False loads the matching ones)" if strict and not wrong else ""
+        raise ValueError(f"weights do not fit the model: {'. '.join(problems)}{hint}")
+    for name, (layer, attr, _) in expected.items():
+        if name in state:
+            setattr(layer, attr, np.ascontiguousarray(state[name], getattr(layer, attr).dtype))
+    return missing, unexpected
 
 
 def save(layers, path, **metadata) -> None:
     """Write the parameters of `layers` (and scalar metadata) to an .npz file."""
+    dotted = [k for k in metadata if "." in k]
+    if dotted:
+        raise ValueError(f"metadata names must not contain '.' (those name parameters): "
+                         f"{', '.join(dotted)}")
     np.savez_compressed(path, **state_dict(layers), **{k: np.asarray(v) for k, v in
                                                         metadata.items()})
