@@ -6,6 +6,7 @@ everything else raises ValueError naming the argument and the shapes.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -306,3 +307,43 @@ def linear_args(x, weight, bias):
     bias = bias_array(bias, weight.shape[0], x.dtype, f"weight's {weight.shape[0]} out_features")
     result_bytes("linear output", x.shape[:-1] + weight.shape[:1], x.itemsize)
     return x, weight, bias
+
+
+# ---- command-line arguments (argparse types: checked before any work runs) ----
+
+def _cli_error(message: str):
+    import argparse
+    return argparse.ArgumentTypeError(message)
+
+
+def positive_int_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _cli_error(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise _cli_error(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def positive_float_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _cli_error(f"expected a positive number; got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise _cli_error(f"expected a positive number; got {text!r}")
+    return value
+
+
+def output_file_arg(text: str) -> str:
+    """A file that can be written (nothing is created yet, so a failed run leaves none)."""
+    path = os.path.abspath(text)
+    parent = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise _cli_error(f"{text!r} is a directory, not a file")
+    if not os.path.isdir(parent):
+        raise _cli_error(f"cannot write {text!r}: directory {parent!r} does not exist")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise _cli_error(f"cannot write {text!r}: permission denied")
+    return text

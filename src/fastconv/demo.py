@@ -5,7 +5,8 @@
 2. A convolution as a sparse FC layer: the nonzeros of conv_matrix.
 3. LeNet-5 on a 280x280 canvas of 10x10 held-out digits, once fully
    convolutionally (one pass) and once as a batched sliding window over the
-   same 64x64 window positions: agreement, speedup, FLOP ratio, heat map PNG.
+   same 64x64 window positions: agreement, speedup, FLOP ratio, and a heat map
+   PNG if --png names one.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 
 import numpy as np
 
-from . import api, lower, nn
+from . import _args, api, lower, nn
 from .config import config, get_backend, get_num_threads
 from .convert import conv_matrix, fc_to_conv
 from .models import digits, lenet5, vgg16
@@ -141,7 +142,7 @@ def sliding_window(model, canvas, stride=STRIDE):
     return model(win.reshape(oh * ow, 1, CELL, CELL)).reshape(oh, ow, -1)
 
 
-def lenet_section(out_png: str, repeats: int, budget: float) -> None:
+def lenet_section(out_png: str | None, repeats: int, budget: float) -> None:
     print("== LeNet-5 on a 280x280 canvas: one fully convolutional pass vs a sliding window")
     model = lenet5()
     fcn = nn.to_fully_convolutional(model, model.input_shape)
@@ -168,7 +169,10 @@ def lenet_section(out_png: str, repeats: int, budget: float) -> None:
     print(f"   speedup {t['sliding window'] / t['fully convolutional']:.1f}x; FLOP ratio "
           f"{sw_flops / 1e6:.0f} / {fcn_flops / 1e6:.0f} MFLOP = {sw_flops / fcn_flops:.2f}x "
           "(the FC layers run at every window either way; only the convolutions are shared)")
-    write_heatmap(out_png, canvas, heat, labels)
+    if out_png:
+        write_heatmap(out_png, canvas, heat, labels)
+    else:
+        print("   (--png FILE writes the heat map)")
 
 
 def write_heatmap(path: str, canvas, heat, labels) -> None:
@@ -220,13 +224,20 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fastconv demo", description=__doc__.split("\n")[0])
     ap.add_argument("--backend", choices=("c", "numba", "numpy"), default=None,
                     help="kernel backend (default: the configured one)")
-    ap.add_argument("--threads", type=int, default=None,
+    ap.add_argument("--threads", type=_args.positive_int_arg, default=None,
                     help="threads for the C and Numba kernels (default: the configured count)")
-    ap.add_argument("--png", default="fastconv-heatmap.png", help="heat map output file")
-    ap.add_argument("--repeats", type=int, default=5, help="timed rounds (at most)")
-    ap.add_argument("--budget", type=float, default=4.0,
+    ap.add_argument("--png", type=_args.output_file_arg, default=None,
+                    help="write LeNet's heat map to this PNG file (needs matplotlib)")
+    ap.add_argument("--repeats", type=_args.positive_int_arg, default=5,
+                    help="timed rounds (at most)")
+    ap.add_argument("--budget", type=_args.positive_float_arg, default=4.0,
                     help="seconds of timing per comparison before rounds stop early")
     args = ap.parse_args(argv)
+    if args.png:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            ap.error("--png needs matplotlib (pip install 'fastconv[plot]')")
     with config(backend=args.backend or get_backend(), num_threads=args.threads):
         threads = get_num_threads()
         print(f"fastconv demo: backend {get_backend()!r}, {threads} thread{'s' * (threads > 1)}")

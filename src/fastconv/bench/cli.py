@@ -7,7 +7,7 @@ import shlex
 import sys
 from importlib import metadata
 
-from .. import __version__
+from .. import __version__, _args
 from ..config import get_num_threads, set_num_threads
 from ..backends import c as _c
 from . import machine, networks, peers as _peers, plot as _plot, report, runner, suites
@@ -59,7 +59,7 @@ def info(argv) -> int:
     """`python -m fastconv info ARGV...`"""
     p = argparse.ArgumentParser(prog="python -m fastconv info",
                                 description="CPU, kernels, threads and measured machine limits.")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_args.positive_int_arg, default=None,
                    help="probe 1..N threads (default: fastconv's thread count)")
     args = p.parse_args(argv)
     threads = args.threads or get_num_threads()
@@ -149,14 +149,17 @@ def bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_ints, default=(1,), help="conv batch size(s), e.g. 1,8")
     p.add_argument("--threads", type=_ints, default=None,
                    help="thread count(s), e.g. 1,2 (default fastconv's thread count)")
-    p.add_argument("--json", metavar="FILE", help="write one row per layer x implementation")
-    p.add_argument("--plot", metavar="FILE", help="write a PNG chart (needs matplotlib)")
-    p.add_argument("--markdown", metavar="FILE", help="write the report as Markdown "
-                   "(BENCHMARKS.md)")
-    p.add_argument("--seconds", type=float, default=runner.Settings.entry_seconds,
+    p.add_argument("--json", metavar="FILE", type=_args.output_file_arg,
+                   help="write one row per layer x implementation")
+    p.add_argument("--plot", metavar="FILE", type=_args.output_file_arg,
+                   help="write a PNG chart (needs matplotlib)")
+    p.add_argument("--markdown", metavar="FILE", type=_args.output_file_arg,
+                   help="write the report as Markdown (BENCHMARKS.md)")
+    p.add_argument("--seconds", type=_args.positive_float_arg,
+                   default=runner.Settings.entry_seconds,
                    help="timing budget per layer once 3 rounds are done; an implementation "
                         "whose one call exceeds it is timed once (default %(default)s)")
-    p.add_argument("--rounds", type=int, default=runner.Settings.max_rounds,
+    p.add_argument("--rounds", type=_args.positive_int_arg, default=runner.Settings.max_rounds,
                    help="at most this many rounds per layer (default %(default)s)")
     return p
 
