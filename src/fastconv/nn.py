@@ -51,18 +51,22 @@ def _shape_only(shape, dtype=np.float32):
     return lower.shaped_like("input_shape", shape, dtype)
 
 
-def _input(layer, x, what="", ndim=None, min_ndim=0, ints=False) -> np.ndarray:
+def _input(layer, x, what="", ndim=None, min_ndim=0, ints=False, dtype=None) -> np.ndarray:
     """x as an ndarray `layer` takes, checked as conv2d checks its input: any
     array-like (fastconv._args), float32/float64 (and integers where the
     layer is exact on them, as in torch), its rank, and at least one channel
-    for image layers.  An empty batch passes."""
+    for image layers.  An empty batch passes.  Python lists, which have no
+    dtype of their own, take `dtype` (a weighted layer's)."""
     name = type(layer).__name__
+    if dtype is not None and isinstance(x, (list, tuple)):
+        x = _args.as_array("x", x)
+        if x.dtype.kind in "iuf":
+            x = x.astype(dtype)
     try:
         x = _args.float_array("x", x, ints=ints)
     except TypeError as e:
         integer = getattr(getattr(x, "dtype", None), "kind", None) in ("i", "u")
-        hint = "; integer input is refused, as torch does: cast it with x.astype(np.float32)" \
-            if integer and not ints else ""
+        hint = "; cast integer input with x.astype(np.float32)" if integer and not ints else ""
         raise TypeError(f"{name}: {e}{hint}") from None
     if (ndim is not None and x.ndim != ndim) or x.ndim < min_ndim:
         raise ValueError(f"{name} takes {what}; got shape {x.shape}")
@@ -151,6 +155,7 @@ class Conv2d(_Weighted):
         self.groups, self.algorithm = groups, algorithm
 
     def forward(self, x, relu=False):
+        x = _input(self, x, dtype=self.weight.dtype)
         return api.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                           self.groups, algorithm=self.algorithm, relu=relu)
 
@@ -181,6 +186,7 @@ class Linear(_Weighted):
         super().__init__(weight, bias)
 
     def forward(self, x, relu=False):
+        x = _input(self, x, dtype=self.weight.dtype)
         return api.linear(x, self.weight, self.bias, relu=relu)
 
     def output_shape(self, shape):
