@@ -1,6 +1,7 @@
 """The CLI checks its arguments and output paths before doing any work, and
 writes nothing it was not asked to."""
 import os
+import sys
 
 import pytest
 
@@ -65,3 +66,9 @@ def test_demo_writes_no_file_unless_asked(capsys, monkeypatch, tmp_path):
     assert "--png FILE" in capsys.readouterr().out
     assert cli.main(["demo", "--repeats", "1", "--budget", "0.01", "--png", "heat.png"]) == 0
     assert os.listdir(tmp_path) == ["heat.png"]
+
+
+def test_demo_png_without_matplotlib_fails_at_once(capsys, no_work, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)    # importing it now fails
+    err = usage_error(capsys, "demo", "--png", str(tmp_path / "heat.png"))
+    assert "matplotlib" in err and os.listdir(tmp_path) == []

@@ -121,6 +121,12 @@ def test_layers_take_lists_and_empty_batches(layer, shape):
     assert empty.shape == (0,) + want.shape[1:] and empty.dtype == np.float32
 
 
+def test_a_model_takes_a_list_in_its_weights_dtype():
+    lenet, x = models.lenet5(), digits.heldout()[0][:2]
+    got = lenet(x.tolist())
+    assert got.dtype == np.float32 and np.array_equal(got, lenet(x))
+
+
 def test_models_run_on_an_empty_batch():
     assert models.lenet5()(np.zeros((0, 1, 28, 28), np.float32)).shape == (0, 10)
     prob, box = models.pnet()(np.zeros((0, 3, 12, 12), np.float32))

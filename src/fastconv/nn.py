@@ -386,9 +386,9 @@ class Sequential(Module):
         return self.layers[i]
 
     def forward(self, x):
-        if self.input_shape is not None:
-            x = _args.as_array("x", x)
-            self.check_input_shape(x.shape[1:], x.shape)
+        if self.input_shape is not None:  # x itself goes on: a list takes the weights' dtype
+            shape = tuple(x.shape) if hasattr(x, "shape") else _args.as_array("x", x).shape
+            self.check_input_shape(shape[1:], shape)
         i = 0
         while i < len(self.layers):
             layer = self.layers[i]
