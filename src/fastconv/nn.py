@@ -287,7 +287,8 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    """Max over kh x kw windows (padding counts as -inf), PyTorch semantics."""
+    """Max over kh x kw windows (padding counts as -inf, or the integer dtype's minimum),
+    PyTorch semantics; exact on integers, which keep their dtype."""
 
     def forward(self, x):
         x = _input(self, x, "(N, C, H, W)", ndim=4, ints=True)
