@@ -280,6 +280,8 @@ def test_summary_says_which_input_shape_it_expects():
     with pytest.raises(ValueError, match="input_shape has a negative dimension"):
         nn.summary(bare, (1, -28, 28))
     assert nn.summary(lenet, (1, 28, 28)).params == 44426
+    with pytest.raises(ValueError, match=r"\(1, 28, 28\).*got input_shape \(1, 32, 32\)"):
+        nn.to_fully_convolutional(lenet, (1, 32, 32))
 
 
 def test_outputs_beyond_2_63_bytes_get_a_clear_message():

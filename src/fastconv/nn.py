@@ -432,7 +432,7 @@ def to_fully_convolutional(model: Sequential, input_shape) -> Sequential:
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a Sequential; got {type(model).__name__}")
-    shape = tuple(input_shape)
+    shape = model.check_input_shape(input_shape)
     layers, flat_from = [], None
     for layer in model.layers:
         if isinstance(layer, Flatten):
