@@ -33,14 +33,14 @@ BAD = [  # (argv, words in the error)
     (["demo", "--threads", "0"], ["--threads", "positive", "'0'"]),
     (["demo", "--threads", "-3"], ["--threads", "positive"]),
     (["demo", "--repeats", "0"], ["--repeats"]),
-    (["demo", "--budget", "nan"], ["--budget", "positive"]),
+    (["demo", "--budget", "nan"], ["--budget", "seconds >= 0"]),
     (["demo", "--png", "/nonexistent/x.png"], ["--png", "/nonexistent", "does not exist"]),
     (["info", "--threads", "0"], ["--threads", "positive"]),
     (["bench", "--json", "/nonexistent/r.json"], ["--json", "does not exist"]),
     (["bench", "--markdown", "/nonexistent/r.md"], ["--markdown", "does not exist"]),
     (["bench", "--plot", "/nonexistent/r.png"], ["--plot", "does not exist"]),
     (["bench", "--rounds", "0"], ["--rounds", "positive"]),
-    (["bench", "--seconds", "-1"], ["--seconds", "positive"]),
+    (["bench", "--seconds", "-1"], ["--seconds", "seconds >= 0"]),
 ]
 
 

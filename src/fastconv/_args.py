@@ -326,13 +326,14 @@ def positive_int_arg(text: str) -> int:
     return value
 
 
-def positive_float_arg(text: str) -> float:
+def seconds_arg(text: str) -> float:
+    """A time budget: a finite number >= 0."""
     try:
         value = float(text)
     except ValueError:
-        raise _cli_error(f"expected a positive number; got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise _cli_error(f"expected a positive number; got {text!r}")
+        raise _cli_error(f"expected a number of seconds >= 0; got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise _cli_error(f"expected a number of seconds >= 0; got {text!r}")
     return value
 
 

@@ -230,7 +230,7 @@ def main(argv=None) -> int:
                     help="write LeNet's heat map to this PNG file (needs matplotlib)")
     ap.add_argument("--repeats", type=_args.positive_int_arg, default=5,
                     help="timed rounds (at most)")
-    ap.add_argument("--budget", type=_args.positive_float_arg, default=4.0,
+    ap.add_argument("--budget", type=_args.seconds_arg, default=4.0,
                     help="seconds of timing per comparison before rounds stop early")
     args = ap.parse_args(argv)
     if args.png:

@@ -155,7 +155,7 @@ def bench_parser() -> argparse.ArgumentParser:
                    help="write a PNG chart (needs matplotlib)")
     p.add_argument("--markdown", metavar="FILE", type=_args.output_file_arg,
                    help="write the report as Markdown (BENCHMARKS.md)")
-    p.add_argument("--seconds", type=_args.positive_float_arg,
+    p.add_argument("--seconds", type=_args.seconds_arg,
                    default=runner.Settings.entry_seconds,
                    help="timing budget per layer once 3 rounds are done; an implementation "
                         "whose one call exceeds it is timed once (default %(default)s)")
