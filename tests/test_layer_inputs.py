@@ -66,12 +66,16 @@ def test_average_pooling_refuses_integers(layer, dtype):
     assert layer(x.astype(np.float32)).ravel()[0] == np.float32(1.75)
 
 
-def test_torch_refuses_integer_average_pooling_too():
+def test_torch_refuses_or_truncates_integer_average_pooling():
+    # Why fastconv refuses every integer dtype rather than follow torch.
     torch = pytest.importorskip("torch")
-    x = torch.ones((1, 1, 4, 4), dtype=torch.int32)
+    x = torch.tensor([[[[1, 2], [2, 2]]]], dtype=torch.int32)
     for pool in (torch.nn.AvgPool2d(2), torch.nn.AdaptiveAvgPool2d(1)):
         with pytest.raises((RuntimeError, NotImplementedError)):
             pool(x)
+    with pytest.raises(RuntimeError):
+        torch.nn.AdaptiveAvgPool2d(1)(x.long())
+    assert torch.nn.AvgPool2d(2)(x.long()).item() == 1      # 1.75, truncated
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int32, np.int64])

@@ -304,7 +304,7 @@ class MaxPool2d(_Pool2d):
 class AvgPool2d(_Pool2d):
     """Mean over kh x kw windows; zero padding counts in the mean (PyTorch's default),
     the part of a ceil_mode window past the padding does not.  Integer input is a
-    TypeError, as in torch: a mean of integers is not one."""
+    TypeError: torch refuses it too, except int64, whose means it truncates."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__(kernel_size, stride, padding, ceil_mode)
