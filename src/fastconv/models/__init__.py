@@ -2,7 +2,8 @@
 
 Each model has `input_shape` (C, H, W); weights are deterministic seeded
 arrays or loaded from an .npz whose keys are "<layer index>.weight" and
-"<layer index>.bias".  fastconv.models.digits provides the digits LeNet
+"<layer index>.bias"; loading is strict, as torch's load_state_dict
+(load_weights(..., strict=False) loads what matches).  fastconv.models.digits provides the digits LeNet
 was trained and evaluated on.
 """
 from . import digits
