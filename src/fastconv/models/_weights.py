@@ -73,6 +73,17 @@ def load(layers, source) -> None:
             layer.slope = np.ascontiguousarray(source[f"{i}.weight"], np.float32)
 
 
+MTCNN = os.path.join(os.path.dirname(__file__), "mtcnn.npz")
+
+
+def trained(net: str, path=MTCNN) -> dict:
+    """The parameters of MTCNN's `net` ("pnet", "rnet" or "onet") from mtcnn.npz,
+    keyed as load() expects."""
+    prefix = net + "."
+    with np.load(path) as f:
+        return {k[len(prefix):]: f[k] for k in f.files if k.startswith(prefix)}
+
+
 def save(layers, path, **metadata) -> None:
     """Write the parameters of `layers` (and scalar metadata) to an .npz file."""
     np.savez_compressed(path, **state_dict(layers), **{k: np.asarray(v) for k, v in
