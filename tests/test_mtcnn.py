@@ -15,7 +15,7 @@ import pytest
 import fastconv
 from fastconv import models, nn
 from fastconv.models import _weights
-from fastconv.models.mtcnn import _nms, _resample, _summed_area
+from fastconv.models.mtcnn import _column_sums, _nms, _resample, _resize, _summed_area
 
 EXPECTED = Path(__file__).with_name("data") / "mtcnn_expected.json"
 
@@ -99,10 +99,19 @@ def test_trained_weights_load_and_are_checked():
 
 # -- pieces against first principles ------------------------------------------------------
 
+@pytest.mark.parametrize("shape", [(3, 4, 5, 6), (7, 4)])
+def test_prelu_with_the_slopes_trained_nets_have(shape):
+    """Trained MTCNN slopes include negative ones and ones above 1."""
+    x = np.random.default_rng(8).standard_normal(shape).astype(np.float32)
+    slope = np.array([-1.28, 0.3, 1.3, 1.0], np.float32)
+    a = slope.reshape((-1,) + (1,) * (len(shape) - 2))
+    assert np.array_equal(nn.PReLU(slope)(x), np.where(x >= 0, x, a * x))
+
+
 def test_area_resample_is_the_mean_over_pytorch_area_windows():
     rng = np.random.default_rng(3)
     image = rng.integers(0, 256, (1, 23, 31, 3), dtype=np.uint8)
-    sat = _summed_area(image)
+    sat = _summed_area(_column_sums(image))
     for (y0, y1, x0, x1), (oh, ow) in [((0, 23, 0, 31), (14, 19)), ((2, 9, 5, 30), (24, 24)),
                                        ((4, 5, 7, 8), (3, 2))]:
         got = _resample(sat, np.array([0]), *(np.array([v]) for v in (y0, y1, x0, x1)),
@@ -115,16 +124,25 @@ def test_area_resample_is_the_mean_over_pytorch_area_windows():
                 c0, c1 = (j * crop.shape[1]) // ow, -(-(j + 1) * crop.shape[1] // ow)
                 want[:, i, j] = crop[r0:r1, c0:c1].mean(axis=(0, 1))
         np.testing.assert_allclose(got, (want - 127.5) / 128, rtol=0, atol=1e-6)
+        if (y0, y1, x0, x1) == (0, 23, 0, 31):
+            np.testing.assert_allclose(_resize(_column_sums(image), oh, ow)[0], got,
+                                       rtol=0, atol=1e-6)
 
 
 def test_area_resample_matches_torch_area_interpolation():
     torch = pytest.importorskip("torch")
-    image = np.random.default_rng(4).integers(0, 256, (1, 40, 57, 3), dtype=np.uint8)
-    got = _resample(_summed_area(image), np.array([0]), np.array([3]), np.array([37]),
-                       np.array([1]), np.array([50]), 24, 24)
-    crop = torch.as_tensor(image[:, 3:37, 1:50].copy()).permute(0, 3, 1, 2).float()
-    want = (torch.nn.functional.interpolate(crop, size=(24, 24), mode="area") - 127.5) * 0.0078125
-    np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-6)
+    image = np.random.default_rng(4).integers(0, 256, (2, 40, 57, 3), dtype=np.uint8)
+    sums = _column_sums(image)
+    got = _resample(_summed_area(sums), np.array([1]), np.array([3]), np.array([37]),
+                    np.array([1]), np.array([50]), 24, 24)
+    area = lambda x, size: (torch.nn.functional.interpolate(
+        torch.as_tensor(x.copy()).permute(0, 3, 1, 2).float(), size=size, mode="area")
+        - 127.5) * 0.0078125
+    np.testing.assert_allclose(got, area(image[1:, 3:37, 1:50], (24, 24)).numpy(), rtol=0,
+                               atol=1e-6)
+    for size in ((25, 35), (12, 12), (40, 57), (61, 80)):
+        np.testing.assert_allclose(_resize(sums, *size), area(image, size).numpy(), rtol=0,
+                                   atol=1e-6)
 
 
 def _greedy_nms(boxes, scores, threshold, by_min):

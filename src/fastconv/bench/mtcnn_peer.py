@@ -113,6 +113,11 @@ def facenet_mtcnn():
     return mtcnn.MTCNN(keep_all=True, device="cpu")
 
 
+def detect_face_nms_is_stand_in() -> bool:
+    """Whether facenet-pytorch's detect_face runs this module's batched_nms."""
+    return _import_detect_face()[1].batched_nms is batched_nms
+
+
 def facenet_detect(model, image: np.ndarray):
     """model.detect(image, landmarks=True) as fastconv's contract: float32 arrays,
     empty (0, 4) / (0,) / (0, 5, 2) when there is no face."""

@@ -141,13 +141,21 @@ def as_rgb(image, name: str = "image") -> np.ndarray:
 
 # -- resampling, boxes, NMS ------------------------------------------------------------------
 
-def _summed_area(images: np.ndarray) -> np.ndarray:
-    """(N, H+1, W+1, 3) float64 sums of all pixels above and left of each corner
-    (exact for uint8 images), so any rectangle's sum is four lookups."""
+def _column_sums(images: np.ndarray) -> np.ndarray:
+    """(N, H+1, W, 3) float64 running sums down each column (row 0 is zero):
+    the sum of rows [a, b) is one subtraction, exact for uint8 images."""
     n, h, w, c = images.shape
-    sat = np.zeros((n, h + 1, w + 1, c), np.float64)
-    np.cumsum(images, axis=1, dtype=np.float64, out=sat[:, 1:, 1:])
-    np.cumsum(sat[:, 1:, 1:], axis=2, out=sat[:, 1:, 1:])
+    sums = np.zeros((n, h + 1, w, c), np.float64)
+    np.cumsum(images, axis=1, dtype=np.float64, out=sums[:, 1:])
+    return sums
+
+
+def _summed_area(column_sums: np.ndarray) -> np.ndarray:
+    """(N, H+1, W+1, 3) sums of all pixels above and left of each corner, so
+    any rectangle's sum is four lookups."""
+    n, h1, w, c = column_sums.shape
+    sat = np.zeros((n, h1, w + 1, c), np.float64)
+    np.cumsum(column_sums, axis=2, out=sat[:, :, 1:])
     return sat
 
 
@@ -159,16 +167,35 @@ def _area_windows(start, stop, size: int):
     return start[:, None] + (i * length) // size, start[:, None] - (-(i + 1) * length) // size
 
 
+def _normalised(mean: np.ndarray) -> np.ndarray:
+    """(n, H, W, 3) float64 means -> (n, 3, H, W) float32 as MTCNN's networks
+    take them (rounded to float32 first, as PyTorch's float32 resampling is)."""
+    mean = mean.astype(np.float32)
+    return np.ascontiguousarray(((mean - 127.5) * 0.0078125).transpose(0, 3, 1, 2))
+
+
 def _resample(sat, image_index, y0, y1, x0, x1, out_h: int, out_w: int) -> np.ndarray:
-    """Crops [y0, y1) x [x0, x1) of images `image_index`, each area-averaged to
-    out_h x out_w and normalised as MTCNN's networks expect: (n, 3, out_h, out_w)."""
+    """Crops [y0, y1) x [x0, x1) of images `image_index` of summed-area table
+    `sat`, each area-averaged to out_h x out_w: (n, 3, out_h, out_w)."""
     ly, hy = _area_windows(y0, y1, out_h)
     lx, hx = _area_windows(x0, x1, out_w)
     b, ly, hy, lx, hx = (image_index[:, None, None], ly[:, :, None], hy[:, :, None],
                          lx[:, None, :], hx[:, None, :])
     total = sat[b, hy, hx] - sat[b, ly, hx] - sat[b, hy, lx] + sat[b, ly, lx]
-    mean = (total / ((hy - ly) * (hx - lx))[..., None]).astype(np.float32)
-    return np.ascontiguousarray(((mean - 127.5) * 0.0078125).transpose(0, 3, 1, 2))
+    return _normalised(total / ((hy - ly) * (hx - lx))[..., None])
+
+
+def _resize(column_sums, out_h: int, out_w: int) -> np.ndarray:
+    """Whole images area-averaged to out_h x out_w, rows then columns (each a
+    gather of whole rows or pixels, cheaper than _resample's four lookups)."""
+    n, h1, w, c = column_sums.shape
+    zero = np.zeros(1, np.int64)
+    (ly,), (hy,) = _area_windows(zero, zero + h1 - 1, out_h)
+    (lx,), (hx,) = _area_windows(zero, zero + w, out_w)
+    rows = np.zeros((n, out_h, w + 1, c), np.float64)
+    np.cumsum((column_sums[:, hy] - column_sums[:, ly]) / (hy - ly)[:, None, None], axis=2,
+              out=rows[:, :, 1:])
+    return _normalised((rows[:, :, hx] - rows[:, :, lx]) / (hx - lx)[:, None])
 
 
 def _nms(boxes, scores, threshold: float, mode: str = "iou") -> np.ndarray:
@@ -315,8 +342,9 @@ class MTCNN:
         scales = self.scales(h, w)
         boxes, image_index, points = np.zeros((0, 5), np.float32), np.zeros(0, np.intp), None
         if scales:
-            sat = _summed_area(images)
-            boxes, image_index = self._propose(sat, scales, n, h, w)
+            column_sums = _column_sums(images)
+            boxes, image_index = self._propose(column_sums, scales, n, h, w)
+            sat = _summed_area(column_sums) if len(boxes) else None
         if len(boxes):
             boxes, image_index = self._refine(sat, boxes, image_index, h, w)
         if len(boxes):
@@ -333,14 +361,11 @@ class MTCNN:
                             else np.ascontiguousarray(points[mine])))
         return results
 
-    def _propose(self, sat, scales, n, h, w):
+    def _propose(self, column_sums, scales, n, h, w):
         """Stage 1: P-Net on every pyramid level; squared candidate boxes + scores."""
-        whole = np.arange(n)
-        zeros, hs, ws = np.zeros(n, np.int64), np.full(n, h), np.full(n, w)
         found, found_index = [], []
         for scale in scales:
-            level = _resample(sat, whole, zeros, hs, zeros, ws, int(h * scale + 1),
-                              int(w * scale + 1))
+            level = _resize(column_sums, int(h * scale + 1), int(w * scale + 1))
             probs, offsets = self.pnet(level)
             face = probs[:, 1]
             b, y, x = np.nonzero(face >= self.thresholds[0])
