@@ -141,12 +141,20 @@ def as_rgb(image, name: str = "image") -> np.ndarray:
 
 # -- resampling, boxes, NMS ------------------------------------------------------------------
 
+def _sum_dtype(images: np.ndarray):
+    """int32 holds every sum of a uint8 image below 8.4 Mpx exactly (and moves half
+    float64's bytes); int64 for larger ones; float64 for other pixel types."""
+    if images.dtype == np.uint8:
+        return np.int32 if images.shape[1] * images.shape[2] * 255 < 2**31 else np.int64
+    return np.float64
+
+
 def _column_sums(images: np.ndarray) -> np.ndarray:
-    """(N, H+1, W, 3) float64 running sums down each column (row 0 is zero):
-    the sum of rows [a, b) is one subtraction, exact for uint8 images."""
+    """(N, H+1, W, 3) running sums down each column (row 0 is zero): the sum
+    of rows [a, b) is one subtraction, exact for uint8 images."""
     n, h, w, c = images.shape
-    sums = np.zeros((n, h + 1, w, c), np.float64)
-    np.cumsum(images, axis=1, dtype=np.float64, out=sums[:, 1:])
+    sums = np.zeros((n, h + 1, w, c), _sum_dtype(images))
+    np.cumsum(images, axis=1, dtype=sums.dtype, out=sums[:, 1:])
     return sums
 
 
@@ -154,7 +162,7 @@ def _summed_area(column_sums: np.ndarray) -> np.ndarray:
     """(N, H+1, W+1, 3) sums of all pixels above and left of each corner, so
     any rectangle's sum is four lookups."""
     n, h1, w, c = column_sums.shape
-    sat = np.zeros((n, h1, w + 1, c), np.float64)
+    sat = np.zeros((n, h1, w + 1, c), column_sums.dtype)
     np.cumsum(column_sums, axis=2, out=sat[:, :, 1:])
     return sat
 
@@ -177,12 +185,16 @@ def _normalised(mean: np.ndarray) -> np.ndarray:
 def _resample(sat, image_index, y0, y1, x0, x1, out_h: int, out_w: int) -> np.ndarray:
     """Crops [y0, y1) x [x0, x1) of images `image_index` of summed-area table
     `sat`, each area-averaged to out_h x out_w: (n, 3, out_h, out_w)."""
+    _, h1, w1, c = sat.shape
     ly, hy = _area_windows(y0, y1, out_h)
     lx, hx = _area_windows(x0, x1, out_w)
-    b, ly, hy, lx, hx = (image_index[:, None, None], ly[:, :, None], hy[:, :, None],
-                         lx[:, None, :], hx[:, None, :])
-    total = sat[b, hy, hx] - sat[b, ly, hx] - sat[b, hy, lx] + sat[b, ly, lx]
-    return _normalised(total / ((hy - ly) * (hx - lx))[..., None])
+    # Flat indices into sat (one np.take each, much faster than 3-D fancy indexing).
+    row0, row1 = ((image_index[:, None] * h1 + r) * w1 for r in (ly, hy))
+    channel = np.arange(c)
+    corner = lambda rows, cols: np.take(sat, ((rows[:, :, None] + cols[:, None, :]) * c)
+                                        [..., None] + channel)
+    total = corner(row1, hx) - corner(row0, hx) - corner(row1, lx) + corner(row0, lx)
+    return _normalised(total / ((hy - ly)[:, :, None] * (hx - lx)[:, None, :])[..., None])
 
 
 def _resize(column_sums, out_h: int, out_w: int) -> np.ndarray:
@@ -192,10 +204,10 @@ def _resize(column_sums, out_h: int, out_w: int) -> np.ndarray:
     zero = np.zeros(1, np.int64)
     (ly,), (hy,) = _area_windows(zero, zero + h1 - 1, out_h)
     (lx,), (hx,) = _area_windows(zero, zero + w, out_w)
-    rows = np.zeros((n, out_h, w + 1, c), np.float64)
-    np.cumsum((column_sums[:, hy] - column_sums[:, ly]) / (hy - ly)[:, None, None], axis=2,
-              out=rows[:, :, 1:])
-    return _normalised((rows[:, :, hx] - rows[:, :, lx]) / (hx - lx)[:, None])
+    rows = np.zeros((n, out_h, w + 1, c), column_sums.dtype)
+    np.cumsum(column_sums[:, hy] - column_sums[:, ly], axis=2, out=rows[:, :, 1:])
+    total = rows[:, :, hx] - rows[:, :, lx]
+    return _normalised(total / ((hy - ly)[:, None] * (hx - lx)[None, :])[..., None])
 
 
 def _nms(boxes, scores, threshold: float, mode: str = "iou") -> np.ndarray:
