@@ -144,16 +144,17 @@ def photos() -> dict:
 
 
 def composite(width: int = 1280, height: int = 720, scales=(0.4, 0.7, 1.0, 1.6),
-              background: str = "coffee") -> np.ndarray:
+              background: str = "coffee", gap: int = 10) -> np.ndarray:
     """The photographs' faces pasted at each of `scales` onto another
-    scikit-image photograph (stretched to width x height), left to right."""
+    scikit-image photograph (stretched to width x height), left to right,
+    `gap` pixels apart (a negative gap overlaps them)."""
     from PIL import Image
     from skimage import data
     canvas = Image.fromarray(getattr(data, background)()).convert("RGB")
     canvas = canvas.resize((width, height), Image.BILINEAR)
     faces = [Image.fromarray(img[y0:y1, x0:x1]) for name, img in photos().items()
              for x0, y0, x1, y1 in [FACES[name]]]
-    x = 10
+    x = max(gap, 0)
     for i, scale in enumerate(scales):
         face = faces[i % len(faces)]
         face = face.resize((max(1, round(face.width * scale)), max(1, round(face.height * scale))),
@@ -162,5 +163,5 @@ def composite(width: int = 1280, height: int = 720, scales=(0.4, 0.7, 1.0, 1.6),
             raise ValueError(f"composite: faces at scales {scales} do not fit in "
                              f"{width}x{height}")
         canvas.paste(face, (x, (height - face.height) // 2 + (-1) ** i * height // 8))
-        x += face.width + 10
+        x += face.width + gap
     return np.asarray(canvas)
