@@ -256,18 +256,25 @@ class MaxPool2d(_Pool2d):
 
 
     def _unpadded(self, x):
-        """Without padding, ceil_mode's partial last windows are the max of the taps
-        that exist: each tap updates the outputs it reaches, and no padded copy is made."""
+        """Without padding: the max over rows, then over columns (max is separable;
+        kh + kw passes instead of kh * kw), each tap updating the outputs it reaches,
+        so ceil_mode's partial last windows need no -inf padded copy."""
         _, oh, ow = self.output_shape(x.shape[1:])
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        y = x[:, :, ::sh, ::sw][:, :, :oh, :ow].copy()   # tap (0, 0) reaches every output
-        for i in range(kh):
-            for j in range(kw):
-                if i or j:
-                    tap = x[:, :, i::sh, j::sw][:, :, :oh, :ow]
-                    part = y[:, :, :tap.shape[2], :tap.shape[3]]
-                    np.maximum(part, tap, out=part)
-        return y
+        return _max_taps(_max_taps(x, kh, sh, oh, 2), kw, sw, ow, 3)
+
+
+def _max_taps(x, k: int, s: int, size: int, axis: int):
+    """y[o] = max over i < k of x[o*s + i] along `axis`, for o < size; taps past
+    the end of x are skipped."""
+    def along(index):
+        return (slice(None),) * axis + (index,)
+    y = x[along(slice(0, None, s))][along(slice(0, size))].copy()
+    for i in range(1, k):
+        tap = x[along(slice(i, None, s))][along(slice(0, size))]
+        part = y[along(slice(0, tap.shape[axis]))]
+        np.maximum(part, tap, out=part)
+    return y
 
 
 class AvgPool2d(_Pool2d):
