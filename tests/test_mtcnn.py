@@ -95,6 +95,12 @@ def test_trained_weights_load_and_are_checked():
     del state["9.weight"]
     with pytest.raises(ValueError, match="9.weight"):
         models.rnet(weights=state)
+    seeded = models.mtcnn(weights=None)          # runs, finds nothing on a blank image
+    _empty(seeded.detect(np.zeros((40, 40, 3), np.uint8)))
+    with np.load(_weights.MTCNN) as f:
+        partial = {k: f[k] for k in f.files if not k.startswith("onet.")}
+    with pytest.raises(ValueError, match="weights lack"):
+        models.mtcnn(weights=partial)
 
 
 # -- pieces against first principles ------------------------------------------------------

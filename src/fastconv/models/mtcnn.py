@@ -277,8 +277,9 @@ class MTCNN:
     min_face_size: smallest face searched for, in pixels (the pyramid starts at
     12 / min_face_size); thresholds: face probability each stage needs (P-Net
     >=, R-Net and O-Net >); factor: scale step of the image pyramid.  The
-    defaults are facenet-pytorch's.  Networks run on the configured fastconv
-    backend.
+    defaults are facenet-pytorch's.  weights: "trained" (mtcnn.npz), None
+    (seeded, for tests) or an .npz path / mapping with mtcnn.npz's keys.
+    Networks run on the configured fastconv backend.
     """
 
     #: IoU above which P-Net proposals are merged within a pyramid level, across
@@ -302,7 +303,8 @@ class MTCNN:
         if isinstance(source, (str, os.PathLike)):
             with np.load(source) as f:
                 source = {k: f[k] for k in f.files}
-        parts = {net: {k[len(net) + 1:]: v for k, v in source.items() if k.startswith(net + ".")}
+        parts = {net: None if source is None else
+                 {k[len(net) + 1:]: v for k, v in source.items() if k.startswith(net + ".")}
                  for net in ("pnet", "rnet", "onet")}
         self.pnet = pnet(parts["pnet"])
         self.rnet = rnet(parts["rnet"])
