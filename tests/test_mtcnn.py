@@ -185,6 +185,16 @@ def test_no_face_gives_empty_arrays(detector):
     _empty(detector.detect(np.full((50, 50, 3), 200, np.uint8)))
 
 
+def test_candidates_wholly_outside_the_image_are_dropped(detector):
+    """(facenet-pytorch skips their crops but not their boxes, then fails on the mismatch.)"""
+    sat = _summed_area(_column_sums(np.zeros((1, 50, 50, 3), np.uint8)))
+    outside = np.array([[100, 100, 140, 140, 0.9], [-50, -50, -10, -10, 0.8]], np.float32)
+    boxes, index = detector._refine(sat, outside, np.array([0, 0]), 50, 50)
+    assert boxes.shape == (0, 5) and index.shape == (0,)
+    boxes, index, points = detector._output(sat, outside, np.array([0, 0]), 50, 50)
+    assert boxes.shape == (0, 5) and points.shape == (0, 5, 2)
+
+
 @pytest.mark.parametrize("shape", [(11, 11, 3), (5, 300, 3), (300, 11, 3), (0, 0, 3), (19, 19)])
 def test_images_below_the_smallest_window_give_no_faces(detector, shape):
     image = np.random.default_rng(6).integers(0, 256, shape, dtype=np.uint8)

@@ -188,11 +188,12 @@ def _resample(sat, image_index, y0, y1, x0, x1, out_h: int, out_w: int) -> np.nd
     _, h1, w1, c = sat.shape
     ly, hy = _area_windows(y0, y1, out_h)
     lx, hx = _area_windows(x0, x1, out_w)
-    # Flat indices into sat (one np.take each, much faster than 3-D fancy indexing).
     row0, row1 = ((image_index[:, None] * h1 + r) * w1 for r in (ly, hy))
     channel = np.arange(c)
-    corner = lambda rows, cols: np.take(sat, ((rows[:, :, None] + cols[:, None, :]) * c)
-                                        [..., None] + channel)
+
+    def corner(rows, cols):   # flat indices: one np.take, much faster than 3-D fancy indexing
+        return np.take(sat, ((rows[:, :, None] + cols[:, None, :]) * c)[..., None] + channel)
+
     total = corner(row1, hx) - corner(row0, hx) - corner(row1, lx) + corner(row0, lx)
     return _normalised(total / ((hy - ly)[:, :, None] * (hx - lx)[:, None, :])[..., None])
 
@@ -393,8 +394,8 @@ class MTCNN:
         boxes, image_index = np.concatenate(found), np.concatenate(found_index)
         keep = _batched_nms(boxes[:, :4], boxes[:, 4], image_index, self.NMS[1])
         boxes, image_index = boxes[keep], image_index[keep]
-        w_, h_ = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        sizes = np.stack([w_, h_, w_, h_], axis=1)
+        bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        sizes = np.stack([bw, bh, bw, bh], axis=1)
         out = np.concatenate([boxes[:, :4] + boxes[:, 5:9] * sizes, boxes[:, 4:5]], axis=1)
         return _square(out), image_index
 
@@ -408,8 +409,10 @@ class MTCNN:
         return crops, inside
 
     def _run(self, net, crops):
+        """Face probabilities and the other outputs of `net` on crops, in batches."""
         out = [net(crops[i:i + self.BATCH]) for i in range(0, len(crops), self.BATCH)]
-        out = np.concatenate(out)
+        out = np.concatenate(out) if out else np.zeros((0,) + net.output_shape(net.input_shape),
+                                                       np.float32)
         face = nn.Softmax()(out[:, :2])[:, 1]
         return face, out[:, 2:]
 
