@@ -206,8 +206,9 @@ def _resize(column_sums, out_h: int, out_w: int) -> np.ndarray:
     (ly,), (hy,) = _area_windows(zero, zero + h1 - 1, out_h)
     (lx,), (hx,) = _area_windows(zero, zero + w, out_w)
     rows = np.zeros((n, out_h, w + 1, c), column_sums.dtype)
-    np.cumsum(column_sums[:, hy] - column_sums[:, ly], axis=2, out=rows[:, :, 1:])
-    total = rows[:, :, hx] - rows[:, :, lx]
+    np.cumsum(np.take(column_sums, hy, 1) - np.take(column_sums, ly, 1), axis=2,
+              out=rows[:, :, 1:])
+    total = np.take(rows, hx, 2) - np.take(rows, lx, 2)   # np.take: several times faster here
     return _normalised(total / ((hy - ly)[:, None] * (hx - lx)[None, :])[..., None])
 
 
