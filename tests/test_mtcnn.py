@@ -103,6 +103,16 @@ def test_trained_weights_load_and_are_checked():
         models.mtcnn(weights=partial)
 
 
+def test_unreadable_weight_files_raise_value_error_naming_them(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file")
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    for path in (tmp_path / "missing.npz", junk, tmp_path / "plain.npy", tmp_path):
+        with pytest.raises(ValueError, match="cannot read MTCNN weights") as info:
+            models.mtcnn(weights=path)
+        assert str(path) in str(info.value)
+
+
 # -- pieces against first principles ------------------------------------------------------
 
 @pytest.mark.parametrize("shape", [(3, 4, 5, 6), (7, 4)])

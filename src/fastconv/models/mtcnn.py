@@ -20,6 +20,7 @@ says where they come from and their licence).
 from __future__ import annotations
 
 import os
+import zipfile
 
 import numpy as np
 
@@ -271,6 +272,18 @@ def _crop_bounds(boxes, h: int, w: int):
     return y0, y1, x0, x1
 
 
+def _read_npz(path) -> dict:
+    """The arrays of an .npz file; ValueError naming the file if it is not one."""
+    try:
+        f = np.load(path)
+        if not hasattr(f, "files"):
+            raise ValueError("not an .npz archive")
+        with f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"cannot read MTCNN weights {os.fspath(path)!r}: {exc}") from None
+
+
 # -- the detector ----------------------------------------------------------------------------
 
 class MTCNN:
@@ -303,8 +316,7 @@ class MTCNN:
         self.min_face_size, self.thresholds, self.factor = min_face_size, thresholds, factor
         source = _weights.MTCNN if isinstance(weights, str) and weights == "trained" else weights
         if isinstance(source, (str, os.PathLike)):
-            with np.load(source) as f:
-                source = {k: f[k] for k in f.files}
+            source = _read_npz(source)
         parts = {net: None if source is None else
                  {k[len(net) + 1:]: v for k, v in source.items() if k.startswith(net + ".")}
                  for net in ("pnet", "rnet", "onet")}
