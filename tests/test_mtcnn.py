@@ -407,3 +407,17 @@ def test_cli_detect_reports_unreadable_photo_and_bad_options(tmp_path, capsys):
     assert cli.main(["detect", str(blank), "--json", str(tmp_path / "no" / "f.json")]) == 1
     assert cli.main(["detect", str(blank)]) == 0
     assert "40x40, 0 faces" in capsys.readouterr().out
+
+
+def test_detect_batch_matches_facenet_pytorch_batches(reference, detector):
+    import torch
+    photos = _photos()
+    batch = np.stack([photos["camera"], np.zeros_like(photos["camera"]), photos["astronaut"]])
+    with torch.no_grad():
+        boxes, probs, points = reference.facenet_mtcnn().detect(batch, landmarks=True)
+    got = detector.detect_batch(batch)
+    assert len(got) == 3
+    _empty(got[1])
+    assert boxes[1] is None
+    for i in (0, 2):
+        assert_same_faces(got[i], (boxes[i], probs[i], points[i]))
