@@ -421,3 +421,20 @@ def test_detect_batch_matches_facenet_pytorch_batches(reference, detector):
     assert boxes[1] is None
     for i in (0, 2):
         assert_same_faces(got[i], (boxes[i], probs[i], points[i]))
+
+
+def test_shipped_weights_are_what_convert_mtcnn_makes_of_facenet_pytorchs(reference):
+    import torch
+    script = Path(__file__).resolve().parents[1] / "scripts" / "convert_mtcnn.py"
+    spec = importlib.util.spec_from_file_location("convert_mtcnn", script)
+    convert = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convert)
+    data = Path(importlib.util.find_spec("facenet_pytorch").submodule_search_locations[0]) / "data"
+    with np.load(_weights.MTCNN) as shipped:
+        shipped = {k: shipped[k] for k in shipped.files if k != "source"}
+    made = {}
+    for net, layout in (("pnet", convert.PNET), ("rnet", convert.RNET), ("onet", convert.ONET)):
+        made.update(convert.convert(net, torch.load(data / f"{net}.pt"), layout))
+    assert made.keys() == shipped.keys()
+    for key in made:
+        assert np.array_equal(made[key], shipped[key]), key
