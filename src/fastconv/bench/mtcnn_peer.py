@@ -86,6 +86,7 @@ def _import_detect_face():
     if "facenet_pytorch" not in sys.modules:
         package = types.ModuleType("facenet_pytorch")
         package.__path__ = list(spec.submodule_search_locations)
+        package.__spec__ = spec
         sys.modules["facenet_pytorch"] = package
     if stand_in:
         for stub in ("torchvision", "torchvision.transforms", "torchvision.transforms.functional",
