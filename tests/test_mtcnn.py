@@ -438,3 +438,18 @@ def test_shipped_weights_are_what_convert_mtcnn_makes_of_facenet_pytorchs(refere
     assert made.keys() == shipped.keys()
     for key in made:
         assert np.array_equal(made[key], shipped[key]), key
+
+
+def test_stand_in_batched_nms_is_greedy_iou_nms_per_image(reference):
+    import torch
+    rng = np.random.default_rng(9)
+    corner = rng.uniform(0, 60, (90, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(5, 30, (90, 2))], 1).astype(np.float32)
+    scores = rng.permutation(90).astype(np.float32) / 90
+    image = rng.integers(0, 3, 90)
+    keep = reference.batched_nms(torch.as_tensor(boxes), torch.as_tensor(scores),
+                                 torch.as_tensor(image), 0.5).tolist()
+    want = [int(np.flatnonzero(image == i)[k]) for i in range(3)
+            for k in _greedy_nms(boxes[image == i].astype(np.float64), scores[image == i], 0.5,
+                                 False)]
+    assert keep == sorted(want, key=lambda k: -scores[k])
