@@ -1,12 +1,13 @@
-"""python -m fastconv info | bench | demo  (see --help of each)."""
+"""python -m fastconv info | bench | demo | detect  (see --help of each)."""
 import importlib
 import sys
 
-USAGE = """usage: python -m fastconv {info,bench,demo} [options]
+USAGE = """usage: python -m fastconv {info,bench,demo,detect} [options]
 
   info    CPU, kernels, threads, measured FMA peak and memory bandwidth
   bench   time fastconv next to NumPy, PyTorch and ONNX Runtime (bench --help)
-  demo    FC = conv = GEMM, shown and timed on VGG-16 and LeNet"""
+  demo    FC = conv = GEMM, shown and timed on VGG-16 and LeNet
+  detect  find faces in a photo with MTCNN (detect PHOTO [--out a.png] [--json f.json])"""
 
 
 def demo(argv) -> int:
@@ -35,6 +36,9 @@ def main(argv=None) -> int:
         return bench(rest)
     if command == "demo":
         return demo(rest)
+    if command == "detect":
+        from fastconv.faces import main as detect
+        return detect(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

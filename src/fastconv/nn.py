@@ -228,8 +228,16 @@ class PReLU(Module):
     def forward(self, x):
         x = _input(self, x, "(N, C, ...)", min_ndim=2)
         self._check_channels(x.shape[1], x.shape)
+        # PReLU is max(x, a*x) where a <= 1 and min(x, a*x) where a > 1: branch-free,
+        # many times faster than np.where's select on mixed signs.
         a = self.slope.astype(x.dtype).reshape((-1,) + (1,) * (x.ndim - 2))
-        return np.where(x >= 0, x, a * x)
+        y = x * a
+        np.maximum(x, y, out=y)
+        steep = self.slope > 1
+        if steep.any():
+            ch = slice(None) if self.slope.size == 1 else np.flatnonzero(steep)
+            y[:, ch] = np.minimum(x[:, ch], x[:, ch] * a[ch])
+        return y
 
     def output_shape(self, shape):
         shape = _args.shape("input_shape", shape)
@@ -292,6 +300,8 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x):
         x = _input(self, x, "(N, C, H, W)", ndim=4, ints=True)
+        if self.padding == (0, 0):
+            return self._unpadded(x)
         # Padding never wins a window (each holds an input pixel); integers are exact.
         fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
         taps = self._windows(x, fill)
@@ -299,6 +309,27 @@ class MaxPool2d(_Pool2d):
         for t in taps:
             np.maximum(y, t, out=y)
         return y
+
+    def _unpadded(self, x):
+        """Without padding: the max over rows, then over columns (max is separable;
+        kh + kw passes instead of kh * kw), each tap updating the outputs it reaches,
+        so ceil_mode's partial last windows need no -inf padded copy."""
+        _, oh, ow = self.output_shape(x.shape[1:])
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        return _max_taps(_max_taps(x, kh, sh, oh, 2), kw, sw, ow, 3)
+
+
+def _max_taps(x, k: int, s: int, size: int, axis: int):
+    """y[o] = max over i < k of x[o*s + i] along `axis`, for o < size; taps past
+    the end of x are skipped."""
+    def along(index):
+        return (slice(None),) * axis + (index,)
+    y = x[along(slice(0, None, s))][along(slice(0, size))].copy()
+    for i in range(1, k):
+        tap = x[along(slice(i, None, s))][along(slice(0, size))]
+        part = y[along(slice(0, tap.shape[axis]))]
+        np.maximum(part, tap, out=part)
+    return y
 
 
 class AvgPool2d(_Pool2d):

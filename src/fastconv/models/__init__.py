@@ -1,4 +1,4 @@
-"""Model zoo: LeNet-5 (trained on digits), VGG-16 and MTCNN's P-Net.
+"""Model zoo: LeNet-5 (trained on digits), VGG-16 and MTCNN (P-Net, R-Net, O-Net, trained).
 
 Each model has `input_shape` (C, H, W); weights are deterministic seeded
 arrays or loaded from an .npz whose keys are "<layer index>.weight" and
@@ -10,7 +10,8 @@ from . import digits
 from ._weights import load as load_weights, save as save_weights, state_dict
 from .lenet import lenet5
 from .pnet import PNet, pnet
+from .mtcnn import MTCNN, mtcnn, onet, rnet
 from .vgg import vgg16
 
 __all__ = ["lenet5", "vgg16", "pnet", "PNet", "digits", "load_weights", "save_weights",
-           "state_dict"]
+           "state_dict", "mtcnn", "MTCNN", "rnet", "onet"]

@@ -107,6 +107,17 @@ def load(layers, source, strict: bool = True) -> tuple[list, list]:
     return missing, unexpected
 
 
+MTCNN = os.path.join(os.path.dirname(__file__), "mtcnn.npz")
+
+
+def trained(net: str, path=MTCNN) -> dict:
+    """The parameters of MTCNN's `net` ("pnet", "rnet" or "onet") from mtcnn.npz,
+    keyed as load() expects."""
+    prefix = net + "."
+    with np.load(path) as f:
+        return {k[len(prefix):]: f[k] for k in f.files if k.startswith(prefix)}
+
+
 def save(layers, path, **metadata) -> None:
     """Write the parameters of `layers` (and scalar metadata) to an .npz file."""
     dotted = [k for k in metadata if "." in k]

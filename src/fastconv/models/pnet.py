@@ -43,21 +43,27 @@ class PNet(nn.Module):
         return nn.Sequential(*self.layers).flops(shape)
 
 
+def conv(k: int, c: int, size: int, seed: int, index: int) -> nn.Conv2d:
+    """A size x size Conv2d c -> k with seeded weights (layer `index` of a model)."""
+    return nn.Conv2d(_weights.seeded((k, c, size, size), c * size * size, seed, index),
+                     _weights.seeded_bias(k, seed, index))
+
+
+def prelu(c: int) -> nn.PReLU:
+    return nn.PReLU(np.full(c, 0.25, np.float32))
+
+
 def pnet(weights=None, seed: int = 0) -> PNet:
-    """P-Net with deterministic seeded weights (weights=None) or from an .npz
-    (keys "0.weight", "0.bias", "1.weight" (PReLU slope), ...).  No trained
-    weights ship."""
-    def conv(k, c, size, i):
-        return nn.Conv2d(_weights.seeded((k, c, size, size), c * size * size, seed, i),
-                         _weights.seeded_bias(k, seed, i))
-
-    def prelu(c):
-        return nn.PReLU(np.full(c, 0.25, np.float32))
-
-    layers = [conv(10, 3, 3, 0), prelu(10), nn.MaxPool2d(2, ceil_mode=True),
-              conv(16, 10, 3, 3), prelu(16),
-              conv(32, 16, 3, 5), prelu(32),
-              conv(6, 32, 1, 7)]
+    """P-Net with deterministic seeded weights (weights=None), the trained
+    MTCNN weights that ship in mtcnn.npz (weights="trained"; see
+    fastconv.models.mtcnn) or from an .npz or mapping (keys "0.weight",
+    "0.bias", "1.weight" (PReLU slope), ...)."""
+    layers = [conv(10, 3, 3, seed, 0), prelu(10), nn.MaxPool2d(2, ceil_mode=True),
+              conv(16, 10, 3, seed, 3), prelu(16),
+              conv(32, 16, 3, seed, 5), prelu(32),
+              conv(6, 32, 1, seed, 7)]
+    if isinstance(weights, str) and weights == "trained":
+        weights = _weights.trained("pnet")
     if weights is not None:
         _weights.load(layers, weights)
     return PNet(layers)
