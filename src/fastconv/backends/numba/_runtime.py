@@ -36,6 +36,7 @@ Numba picks when TBB is not installed) calls run concurrently, each with
 its own team.  No layer is forced, so the user's own Numba code keeps
 Numba's choice.
 """
+import os
 import threading
 
 import numba
@@ -50,6 +51,19 @@ PARALLEL_JIT = dict(JIT, parallel=True)
 _serial = threading.Lock()
 _concurrent_ok = False
 _omp_layer = False  # Numba's threading layer is OpenMP: the C core's own runtime
+_forked_after_omp = False  # forked after that layer started: Numba would kill the process
+
+
+def _after_fork_in_child():
+    """Numba's omp layer on GNU OpenMP terminates a forked child at its first
+    parallel region (at any thread count), so the child gets an exception
+    instead; the C backend runs there single-threaded (fastconv.config)."""
+    global _concurrent_ok, _forked_after_omp
+    if _omp_layer:
+        _forked_after_omp, _concurrent_ok = True, False
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def use_threads() -> int:
@@ -76,6 +90,11 @@ def launch(kernel, *args):
     if _concurrent_ok:
         return kernel(*args)
     with _serial:
+        if _forked_after_omp:
+            raise RuntimeError(
+                "the Numba backend cannot run in a process forked after it ran parallel "
+                "code: Numba's OpenMP threading layer is not fork-safe. Use the 'spawn' "
+                "or 'forkserver' start method, or backend='c' in the child")
         result = kernel(*args)
         layer = numba.threading_layer()
         _concurrent_ok = layer != "workqueue"
