@@ -1,0 +1,214 @@
+"""Heat maps and batch inference on Dask arrays (optional extra `fastconv[dask]`).
+
+    heatmap(model, image)   a fully convolutional model over an (N, C, H, W)
+                            image chunked over H and W: equals one pass over
+                            the whole image, as a dask array on the model's
+                            output grid
+    predict(model, images)  a model over a stack chunked along N
+
+Geometry of a heat map: a chain of convs and pools has a total stride S, a
+receptive field R and a left offset P (the paddings, in input pixels), so
+output j sees input pixels [j*S - P, j*S - P + R).  Chunk borders are put on
+multiples of S and each chunk owns the outputs j with j*S inside it; it is
+extended by D = ceil(max(P, R - S - P) / S) * S pixels on each side
+(map_overlap), which covers every pixel those outputs see, and keeps the
+chunk's own output grid on the global one.  An output whose pixels all lie
+inside the extended chunk never touches the chunk's own zero padding, so
+owning only those makes the chunked result equal the single pass; at the
+image's edges the chunk's padding is the image's.
+
+The model travels as one dask.delayed value: its weights go to each worker
+once, not with every task.  Inside a task fastconv uses, by default, the
+usable cores divided by the tasks the worker runs at once (never more than
+fastconv.get_num_threads()), so concurrent tasks do not oversubscribe.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.delayed import Delayed
+
+from . import nn
+from .config import get_num_threads, threads
+
+_POINTWISE = (nn.ReLU, nn.PReLU, nn.Softmax)
+
+
+def receptive_field(model) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(stride, receptive field, left offset P), each (rows, columns), of a
+    fully convolutional chain of Conv2d, pooling and pointwise layers."""
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        raise TypeError(f"model must be a Sequential-like model with .layers; "
+                        f"got {type(model).__name__}")
+    stride, field, offset = [1, 1], [1, 1], [0, 0]
+    for layer in layers:
+        if isinstance(layer, nn.Conv2d):
+            # Resolve padding (ints, pairs, 4-tuples, "same") on a large dummy input.
+            p = layer._params((layer.weight_shape[1] * layer.groups, 1 << 20, 1 << 20))
+            kernel = (p.dilation[0] * (p.kh - 1) + 1, p.dilation[1] * (p.kw - 1) + 1)
+            s, pad = p.stride, (p.padding[0], p.padding[2])
+        elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+            kernel, s, pad = layer.kernel_size, layer.stride, layer.padding
+        elif isinstance(layer, _POINTWISE):
+            continue
+        else:
+            raise ValueError(f"heatmap: {layer!r} is not a conv, pool or pointwise layer; "
+                             "convert the model with fastconv.nn.to_fully_convolutional")
+        for a in (0, 1):
+            field[a] += (kernel[a] - 1) * stride[a]
+            offset[a] += pad[a] * stride[a]
+            stride[a] *= s[a]
+    return tuple(stride), tuple(field), tuple(offset)
+
+
+def overlap(model) -> tuple[int, int]:
+    """Pixels each chunk borrows from each neighbour (rows, columns): enough
+    for every output it owns, a multiple of the total stride."""
+    stride, field, offset = receptive_field(model)
+    return tuple(math.ceil(max(offset[a], field[a] - stride[a] - offset[a], 0) / stride[a])
+                 * stride[a] for a in (0, 1))
+
+
+def task_threads() -> int:
+    """fastconv's thread count for one task: the usable cores over the tasks
+    that run at once (a distributed worker's thread count, or the local
+    threaded scheduler's), at most fastconv.get_num_threads()."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    concurrent = cores  # dask's local threaded scheduler: one task per core
+    try:
+        from distributed import get_worker
+        concurrent = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        if dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded"):
+            concurrent = 1
+        else:
+            concurrent = dask.config.get("num_workers", None) or concurrent
+    return max(1, min(get_num_threads(), cores // max(1, concurrent)))
+
+
+def _aligned(chunks, stride: int, minimum: int) -> tuple:
+    """Chunk sizes along one axis with every border on a multiple of `stride`
+    and every chunk at least `minimum` long (borders snapped down, small
+    chunks merged into their neighbour)."""
+    total, borders, at = sum(chunks), [0], 0
+    for size in chunks[:-1]:
+        at += size
+        b = at // stride * stride
+        if b - borders[-1] >= minimum and total - b >= minimum:
+            borders.append(b)
+    borders.append(total)
+    return tuple(b - a for a, b in zip(borders, borders[1:]))
+
+
+def _check_image(name, x, ndim=4):
+    if not isinstance(x, da.Array):
+        raise TypeError(f"{name} must be a dask.array.Array; got {type(x).__name__}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D (N, C, H, W); got shape {x.shape}")
+    if np.dtype(x.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{name} must be float32 or float64; got dtype {x.dtype}")
+
+
+def _model_value(model):
+    """The model as one graph value, shipped to each worker once."""
+    return model if isinstance(model, Delayed) else dask.delayed(model, pure=True)
+
+
+def _run_chunk(block, model, core, extended_start, owned, stride):
+    """One task: the model on one extended chunk; the outputs this chunk owns."""
+    with threads(task_threads()):
+        y = model(block)
+    rows = [o - e // s for o, e, s in zip((owned[0][0], owned[1][0]), extended_start, stride)]
+    want = (owned[0][1] - owned[0][0], owned[1][1] - owned[1][0])
+    if y.shape[2] < rows[0] + want[0] or y.shape[3] < rows[1] + want[1]:
+        raise RuntimeError(f"heatmap: chunk {core} gave {y.shape[2:]} outputs, fewer than "
+                           "its geometry needs; the model's layers are not all recognised")
+    return y[:, :, rows[0]:rows[0] + want[0], rows[1]:rows[1] + want[1]]
+
+
+def heatmap(model, image, *, rechunk: bool = True):
+    """The fully convolutional `model` over `image` (dask array (N, C, H, W)),
+    chunk by chunk; equals model(whole image) up to float rounding.
+
+    Spatial chunk borders must lie on multiples of the model's total stride
+    and chunks must be at least one receptive field (and overlap) long, with
+    all channels in one chunk: with rechunk=True (default) the image is
+    rechunked to that, with rechunk=False such an image is a ValueError."""
+    _check_image("image", image)
+    n, c, h, w = image.shape
+    stride, field, offset = receptive_field(model)
+    out_shape = model.output_shape((c, h, w))  # also checks C and that the image is large enough
+    if not (isinstance(out_shape, tuple) and len(out_shape) == 3):
+        raise ValueError(f"heatmap: model must return one (N, K, OH, OW) map; its output "
+                         f"shape is {out_shape}")
+    depth = overlap(model)
+    minimum = [max(depth[a], field[a], stride[a]) for a in (0, 1)]
+    want = (image.chunks[0], (c,)) + tuple(
+        _aligned(image.chunks[2 + a], stride[a], minimum[a]) for a in (0, 1))
+    if want != image.chunks:
+        if not rechunk:
+            raise ValueError(
+                f"image chunks {image.chunks[1:]} do not fit the model: channels must be one "
+                f"chunk, spatial borders on multiples of the stride {stride}, and chunks at "
+                f"least {minimum} long; pass rechunk=True or rechunk to {want[1:]}")
+        image = image.rechunk(want)
+
+    # Per axis and chunk: core range, extended start, owned outputs [ja, jb).
+    plans = []
+    for a, size in ((0, h), (1, w)):
+        borders = np.concatenate([[0], np.cumsum(image.chunks[2 + a])]).tolist()
+        total = out_shape[1 + a]
+        axis = []
+        for i, (x0, x1) in enumerate(zip(borders, borders[1:])):
+            start = 0 if i == 0 else x0 - depth[a]
+            ja = x0 // stride[a]
+            jb = total if i == len(borders) - 2 else min(total, x1 // stride[a])
+            axis.append(((x0, x1), start, (min(ja, jb), jb)))
+        plans.append(axis)
+    out_chunks = (image.chunks[0], (out_shape[0],),
+                  tuple(p[2][1] - p[2][0] for p in plans[0]),
+                  tuple(p[2][1] - p[2][0] for p in plans[1]))
+
+    def run(block, model, block_info=None):
+        _, _, bh, bw = block_info[0]["chunk-location"]
+        (ch, sh, oh), (cw, sw, ow) = plans[0][bh], plans[1][bw]
+        return _run_chunk(block, model, (ch, cw), (sh, sw), (oh, ow), stride)
+
+    return da.map_overlap(run, image, model=_model_value(model),
+                          depth={0: 0, 1: 0, 2: depth[0], 3: depth[1]}, boundary="none",
+                          trim=False, align_arrays=False, chunks=out_chunks,
+                          dtype=image.dtype, meta=np.empty((0, 0, 0, 0), image.dtype))
+
+
+def predict(model, images, *, rechunk: bool = True):
+    """`model` on every sample of `images` (dask array, chunked along N only:
+    other axes are rechunked into one chunk, or a ValueError with
+    rechunk=False); output chunks follow the input's along N."""
+    if not isinstance(images, da.Array):
+        raise TypeError(f"images must be a dask.array.Array; got {type(images).__name__}")
+    if images.ndim < 2:
+        raise ValueError(f"images must be a batch (N, ...); got shape {images.shape}")
+    whole = (images.chunks[0],) + tuple((s,) for s in images.shape[1:])
+    if images.chunks != whole:
+        if not rechunk:
+            raise ValueError(f"images must be chunked along N only; got chunks {images.chunks}")
+        images = images.rechunk(whole)
+    out_shape = tuple(model.output_shape(images.shape[1:]))
+
+    def run(block, model):
+        with threads(task_threads()):
+            return model(block)
+
+    return da.map_blocks(run, images, model=_model_value(model), dtype=images.dtype,
+                         chunks=(images.chunks[0],) + tuple((s,) for s in out_shape),
+                         drop_axis=list(range(1, images.ndim)),
+                         new_axis=list(range(1, 1 + len(out_shape))),
+                         meta=np.empty((0,) * (1 + len(out_shape)), images.dtype))
