@@ -135,6 +135,17 @@ def test_bad_spatial_chunking_is_rechunked_or_refused(lenet_fcn, chunks):
         fdask.heatmap(lenet_fcn, image, rechunk=False)
 
 
+def test_pnet_heads(rng=np.random.default_rng(1)):
+    # Padding-free but with a ceil-mode pool, and two heads: a tuple of maps.
+    pnet = models.pnet()
+    x = rng.random((1, 3, 150, 111)).astype(np.float32)
+    got = fdask.heatmap(pnet, da.from_array(x, chunks=(1, 3, 40, 40)))
+    want = single_pass(pnet, x)
+    assert len(got) == 2 and len(got[0].chunks[2]) > 1
+    for g, w in zip(dask.compute(*got, scheduler="sync"), want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
 def test_channels_split_across_chunks(rng=np.random.default_rng(0)):
     model = nn.Sequential(nn.Conv2d(rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
                                     padding=1, stride=2), nn.ReLU(), nn.MaxPool2d(3, 2, 1))

@@ -196,7 +196,7 @@ def test_threadpoolctl_lists_and_limits_fastconv():
     pytest.importorskip("threadpoolctl")
     out = run_python("""
         import sys, fastconv
-        assert "threadpoolctl" not in sys.modules  # import fastconv does not import it
+        assert "threadpoolctl" not in sys.modules and "dask" not in sys.modules  # not imported
         from threadpoolctl import threadpool_info, threadpool_limits
         fastconv.set_num_threads(2)
         [info] = [i for i in threadpool_info() if i["user_api"] == "fastconv"]

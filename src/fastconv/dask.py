@@ -126,6 +126,8 @@ def _run_chunk(block, model, core, extended_start, owned, stride):
     """One task: the model on one extended chunk; the outputs this chunk owns."""
     with threads(task_threads()):
         y = model(block)
+    if isinstance(y, tuple):  # several heads: one array, split again by heatmap
+        y = np.concatenate(y, axis=1)
     rows = [o - e // s for o, e, s in zip((owned[0][0], owned[1][0]), extended_start, stride)]
     want = (owned[0][1] - owned[0][0], owned[1][1] - owned[1][0])
     if y.shape[2] < rows[0] + want[0] or y.shape[3] < rows[1] + want[1]:
@@ -136,7 +138,8 @@ def _run_chunk(block, model, core, extended_start, owned, stride):
 
 def heatmap(model, image, *, rechunk: bool = True):
     """The fully convolutional `model` over `image` (dask array (N, C, H, W)),
-    chunk by chunk; equals model(whole image) up to float rounding.
+    chunk by chunk; equals model(whole image) up to float rounding (a tuple
+    of dask arrays for a model with several heads, such as P-Net).
 
     Spatial chunk borders must lie on multiples of the model's total stride
     and chunks must be at least one receptive field (and overlap) long, with
@@ -145,10 +148,14 @@ def heatmap(model, image, *, rechunk: bool = True):
     _check_image("image", image)
     n, c, h, w = image.shape
     stride, field, offset = receptive_field(model)
-    out_shape = model.output_shape((c, h, w))  # also checks C and that the image is large enough
-    if not (isinstance(out_shape, tuple) and len(out_shape) == 3):
-        raise ValueError(f"heatmap: model must return one (N, K, OH, OW) map; its output "
-                         f"shape is {out_shape}")
+    # output_shape also checks C and that the image holds one receptive field.
+    # A model with several heads (P-Net) returns a tuple of maps on one grid.
+    shapes = model.output_shape((c, h, w))
+    heads = shapes if shapes and isinstance(shapes[0], tuple) else (shapes,)
+    if not all(len(s) == 3 and s[1:] == heads[0][1:] for s in heads):
+        raise ValueError(f"heatmap: model must return (N, K, OH, OW) maps on one grid; its "
+                         f"output shape is {shapes}")
+    out_shape = (sum(s[0] for s in heads),) + heads[0][1:]
     depth = overlap(model)
     minimum = [max(depth[a], field[a], stride[a]) for a in (0, 1)]
     want = (image.chunks[0], (c,)) + tuple(
@@ -182,10 +189,14 @@ def heatmap(model, image, *, rechunk: bool = True):
         (ch, sh, oh), (cw, sw, ow) = plans[0][bh], plans[1][bw]
         return _run_chunk(block, model, (ch, cw), (sh, sw), (oh, ow), stride)
 
-    return da.map_overlap(run, image, model=_model_value(model),
+    maps = da.map_overlap(run, image, model=_model_value(model),
                           depth={0: 0, 1: 0, 2: depth[0], 3: depth[1]}, boundary="none",
                           trim=False, align_arrays=False, chunks=out_chunks,
                           dtype=image.dtype, meta=np.empty((0, 0, 0, 0), image.dtype))
+    if len(heads) == 1:
+        return maps
+    ends = np.cumsum([0] + [s[0] for s in heads]).tolist()
+    return tuple(maps[:, a:b] for a, b in zip(ends, ends[1:]))
 
 
 def predict(model, images, *, rechunk: bool = True):
