@@ -55,11 +55,11 @@ def peak_bytes() -> int:
     return _status("VmHWM")
 
 
-def run(workers: int, threads: int, size: int, chunk: int) -> None:
+def run(workers: int, threads: int, size: int, chunk: int, rows_per_pass=None) -> None:
     from distributed import Client, LocalCluster
 
     model = nn.to_fully_convolutional(models.lenet5(), (1, 28, 28))
-    heat = fdask.heatmap(model, lazy_image(size, chunk))
+    heat = fdask.heatmap(model, lazy_image(size, chunk), rows_per_pass=rows_per_pass)
     depth = fdask.overlap(model)[0]
     bound = 4 * (chunk + 2 * depth) ** 2 * 4  # 4 x one float32 chunk with its overlap
     with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
@@ -73,7 +73,7 @@ def run(workers: int, threads: int, size: int, chunk: int) -> None:
         peaks = client.run(peak_bytes)
     assert result.shape == (1, 10) and np.isfinite(result).all()
     print(f"workers={workers} threads/worker={threads} image={size}x{size} chunk={chunk} "
-          f"tasks={heat.npartitions}: {seconds:.2f} s, {size * size / seconds / 1e6:.2f} MP/s")
+          f"tasks={heat.npartitions} rows/pass={rows_per_pass or 'default'}: {seconds:.2f} s, {size * size / seconds / 1e6:.2f} MP/s")
     for addr, peak in sorted(peaks.items()):
         print(f"  {addr}: peak RSS {peak / 2**20:.0f} MiB, {(peak - before[addr]) / 2**20:.0f} "
               f"MiB above its RSS at the start (4 x (chunk + overlap) = {bound / 2**20:.0f} MiB)")
@@ -85,9 +85,11 @@ def main(argv=None):
     ap.add_argument("--chunk", type=int, default=2048, help="chunk side, pixels")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--threads-per-worker", type=int, default=1)
+    ap.add_argument("--rows-per-pass", type=int, default=None,
+                    help="output rows per model call in a task (default: fastconv.dask's)")
     args = ap.parse_args(argv)
     for w in args.workers:
-        run(w, args.threads_per_worker, args.size, args.chunk)
+        run(w, args.threads_per_worker, args.size, args.chunk, args.rows_per_pass)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,25 @@ def test_bad_spatial_chunking_is_rechunked_or_refused(lenet_fcn, chunks):
         fdask.heatmap(lenet_fcn, image, rechunk=False)
 
 
+@pytest.mark.parametrize("rows_per_pass", [1, 3, 1000])
+def test_passes_within_a_task(rows_per_pass, rng=np.random.default_rng(2)):
+    # Padding, dilation, asymmetric padding, strided and padded pools.
+    r = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    model = nn.Sequential(
+        nn.Conv2d(r(4, 3, 3, 3), r(4), stride=2, padding=1), nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, padding=1),
+        nn.Conv2d(r(5, 4, 3, 3), r(5), padding=2, dilation=2), nn.AvgPool2d(2),
+        nn.Conv2d(r(6, 5, 1, 1), padding=((1, 0), (0, 2))))
+    x = r(2, 3, 197, 131)
+    got = fdask.heatmap(model, da.from_array(x, chunks=(1, 3, 64, 48)),
+                        rows_per_pass=rows_per_pass)
+    want = single_pass(model, x)  # float32 kernels against float64: scale the tolerance
+    np.testing.assert_allclose(got.compute(scheduler="sync"), want,
+                               rtol=1e-4, atol=1e-5 * np.abs(want).max())
+    with pytest.raises(ValueError, match="rows_per_pass"):
+        fdask.heatmap(model, da.from_array(x, chunks=(1, 3, 64, 48)), rows_per_pass=0)
+
+
 def test_pnet_heads(rng=np.random.default_rng(1)):
     # Padding-free but with a ceil-mode pool, and two heads: a tuple of maps.
     pnet = models.pnet()

@@ -32,7 +32,7 @@ import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 
-from . import nn
+from . import _args, nn
 from .config import get_num_threads, threads
 
 _POINTWISE = (nn.ReLU, nn.PReLU, nn.Softmax)
@@ -122,21 +122,33 @@ def _model_value(model):
     return model if isinstance(model, Delayed) else dask.delayed(model, pure=True)
 
 
-def _run_chunk(block, model, core, extended_start, owned, stride):
-    """One task: the model on one extended chunk; the outputs this chunk owns."""
+def _run_chunk(block, model, start, owned, stride, depth, channels, rows_per_pass):
+    """One task: the outputs [ja, jb) x [ka, kb) this chunk owns, from its
+    extended block, whose first pixel is the image's pixel `start`.  The model
+    runs on `rows_per_pass` output rows at a time, so its intermediate maps
+    stay a fraction of the chunk's size; each pass is cut from the block by
+    the same rule as the chunks from the image."""
+    (ja, jb), (ka, kb) = owned
+    col = ka - start[1] // stride[1]
+    parts = [np.empty((block.shape[0], channels, 0, kb - ka), block.dtype)]
     with threads(task_threads()):
-        y = model(block)
-    if isinstance(y, tuple):  # several heads: one array, split again by heatmap
-        y = np.concatenate(y, axis=1)
-    rows = [o - e // s for o, e, s in zip((owned[0][0], owned[1][0]), extended_start, stride)]
-    want = (owned[0][1] - owned[0][0], owned[1][1] - owned[1][0])
-    if y.shape[2] < rows[0] + want[0] or y.shape[3] < rows[1] + want[1]:
-        raise RuntimeError(f"heatmap: chunk {core} gave {y.shape[2:]} outputs, fewer than "
-                           "its geometry needs; the model's layers are not all recognised")
-    return y[:, :, rows[0]:rows[0] + want[0], rows[1]:rows[1] + want[1]]
+        for a in range(ja, jb, rows_per_pass):
+            b = min(jb, a + rows_per_pass)
+            top = max(start[0], a * stride[0] - depth[0])
+            bottom = min(start[0] + block.shape[2], b * stride[0] + depth[0])
+            y = model(block[:, :, top - start[0]:bottom - start[0]])
+            if isinstance(y, tuple):  # several heads: one array, split again by heatmap
+                y = np.concatenate(y, axis=1)
+            row = a - top // stride[0]
+            if y.shape[2] < row + b - a or y.shape[3] < col + kb - ka:
+                raise RuntimeError(f"heatmap: a pass gave {y.shape[2:]} outputs, fewer than "
+                                   "its geometry needs; the model's layers are not all "
+                                   "recognised")
+            parts.append(y[:, :, row:row + b - a, col:col + kb - ka])
+    return np.concatenate(parts, axis=2)
 
 
-def heatmap(model, image, *, rechunk: bool = True):
+def heatmap(model, image, *, rechunk: bool = True, rows_per_pass: int | None = None):
     """The fully convolutional `model` over `image` (dask array (N, C, H, W)),
     chunk by chunk; equals model(whole image) up to float rounding (a tuple
     of dask arrays for a model with several heads, such as P-Net).
@@ -144,7 +156,12 @@ def heatmap(model, image, *, rechunk: bool = True):
     Spatial chunk borders must lie on multiples of the model's total stride
     and chunks must be at least one receptive field (and overlap) long, with
     all channels in one chunk: with rechunk=True (default) the image is
-    rechunked to that, with rechunk=False such an image is a ValueError."""
+    rechunked to that, with rechunk=False such an image is a ValueError.
+
+    Each task runs the model on `rows_per_pass` output rows at a time
+    (default: a quarter of a chunk's, but at least four overlaps' worth of
+    input), trading a little recomputed overlap for intermediate maps a
+    fraction of the chunk's size."""
     _check_image("image", image)
     n, c, h, w = image.shape
     stride, field, offset = receptive_field(model)
@@ -184,10 +201,18 @@ def heatmap(model, image, *, rechunk: bool = True):
                   tuple(p[2][1] - p[2][0] for p in plans[0]),
                   tuple(p[2][1] - p[2][0] for p in plans[1]))
 
+    if rows_per_pass is None:
+        rows_per_pass = max(math.ceil(max(out_chunks[2]) / 4),
+                            math.ceil(4 * (field[0] + 2 * depth[0]) / stride[0]))
+    elif not _args._is_int(rows_per_pass) or rows_per_pass < 1:
+        raise ValueError(f"rows_per_pass must be a positive int; got {rows_per_pass!r}")
+    rows_per_pass = int(rows_per_pass)
+
     def run(block, model, block_info=None):
         _, _, bh, bw = block_info[0]["chunk-location"]
-        (ch, sh, oh), (cw, sw, ow) = plans[0][bh], plans[1][bw]
-        return _run_chunk(block, model, (ch, cw), (sh, sw), (oh, ow), stride)
+        (_, sh, oh), (_, sw, ow) = plans[0][bh], plans[1][bw]
+        return _run_chunk(block, model, (sh, sw), (oh, ow), stride, depth, out_shape[0],
+                          rows_per_pass)
 
     maps = da.map_overlap(run, image, model=_model_value(model),
                           depth={0: 0, 1: 0, 2: depth[0], 3: depth[1]}, boundary="none",
