@@ -176,6 +176,10 @@ def test_channels_split_across_chunks(rng=np.random.default_rng(0)):
                                single_pass(model, x), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="N only"):
         fdask.predict(model, image, rechunk=False)
+    maps = fdask.predict(model, image)  # a 4-D output per sample
+    assert maps.chunks[0] == (1,)
+    np.testing.assert_allclose(maps.compute(scheduler="sync"), single_pass(model, x),
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_refused_inputs(lenet_fcn):

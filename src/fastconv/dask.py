@@ -163,7 +163,7 @@ def heatmap(model, image, *, rechunk: bool = True, rows_per_pass: int | None = N
     input), trading a little recomputed overlap for intermediate maps a
     fraction of the chunk's size."""
     _check_image("image", image)
-    n, c, h, w = image.shape
+    _, c, h, w = image.shape
     stride, field, offset = receptive_field(model)
     # output_shape also checks C and that the image holds one receptive field.
     # A model with several heads (P-Net) returns a tuple of maps on one grid.
@@ -185,21 +185,18 @@ def heatmap(model, image, *, rechunk: bool = True, rows_per_pass: int | None = N
                 f"least {minimum} long; pass rechunk=True or rechunk to {want[1:]}")
         image = image.rechunk(want)
 
-    # Per axis and chunk: core range, extended start, owned outputs [ja, jb).
+    # Per axis and chunk: the extended chunk's first pixel, the outputs [ja, jb) it owns.
     plans = []
-    for a, size in ((0, h), (1, w)):
+    for a in (0, 1):
         borders = np.concatenate([[0], np.cumsum(image.chunks[2 + a])]).tolist()
-        total = out_shape[1 + a]
-        axis = []
+        total, axis = out_shape[1 + a], []
         for i, (x0, x1) in enumerate(zip(borders, borders[1:])):
-            start = 0 if i == 0 else x0 - depth[a]
-            ja = x0 // stride[a]
             jb = total if i == len(borders) - 2 else min(total, x1 // stride[a])
-            axis.append(((x0, x1), start, (min(ja, jb), jb)))
+            axis.append((0 if i == 0 else x0 - depth[a], (min(x0 // stride[a], jb), jb)))
         plans.append(axis)
     out_chunks = (image.chunks[0], (out_shape[0],),
-                  tuple(p[2][1] - p[2][0] for p in plans[0]),
-                  tuple(p[2][1] - p[2][0] for p in plans[1]))
+                  tuple(jb - ja for _, (ja, jb) in plans[0]),
+                  tuple(jb - ja for _, (ja, jb) in plans[1]))
 
     if rows_per_pass is None:
         rows_per_pass = max(math.ceil(max(out_chunks[2]) / 4),
@@ -210,7 +207,7 @@ def heatmap(model, image, *, rechunk: bool = True, rows_per_pass: int | None = N
 
     def run(block, model, block_info=None):
         _, _, bh, bw = block_info[0]["chunk-location"]
-        (_, sh, oh), (_, sw, ow) = plans[0][bh], plans[1][bw]
+        (sh, oh), (sw, ow) = plans[0][bh], plans[1][bw]
         return _run_chunk(block, model, (sh, sw), (oh, ow), stride, depth, out_shape[0],
                           rows_per_pass)
 
