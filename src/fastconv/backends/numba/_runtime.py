@@ -51,13 +51,26 @@ PARALLEL_JIT = dict(JIT, parallel=True)
 _serial = threading.Lock()
 _concurrent_ok = False
 _omp_layer = False  # Numba's threading layer is OpenMP: the C core's own runtime
-_forked_after_omp = False  # forked after that layer started: Numba would kill the process
+_forked_after_omp = False  # forked after that layer started: its regions would kill us
+
+
+_twins = {}
+
+
+def _serial_twin(kernel):
+    """kernel compiled without parallel=True (prange runs as range), for a
+    child forked after the omp layer started; compiled once per process, not
+    cached to disk (Numba's cache keys do not tell parallel from serial)."""
+    twin = _twins.get(kernel)
+    if twin is None:
+        twin = _twins[kernel] = numba.njit(**dict(JIT, cache=False))(kernel.py_func)
+    return twin
 
 
 def _after_fork_in_child():
     """Numba's omp layer on GNU OpenMP terminates a forked child at its first
-    parallel region (at any thread count), so the child gets an exception
-    instead; the C backend runs there single-threaded (fastconv.config)."""
+    parallel region (at any thread count), so such a child runs the kernels'
+    serial twins instead (as the C backend runs single-threaded there)."""
     global _concurrent_ok, _forked_after_omp
     if _omp_layer:
         _forked_after_omp, _concurrent_ok = True, False
@@ -91,10 +104,7 @@ def launch(kernel, *args):
         return kernel(*args)
     with _serial:
         if _forked_after_omp:
-            raise RuntimeError(
-                "the Numba backend cannot run in a process forked after it ran parallel "
-                "code: Numba's OpenMP threading layer is not fork-safe. Use the 'spawn' "
-                "or 'forkserver' start method, or backend='c' in the child")
+            return _serial_twin(kernel)(*args)
         result = kernel(*args)
         layer = numba.threading_layer()
         _concurrent_ok = layer != "workqueue"
