@@ -50,6 +50,12 @@ def _estrides(arr):
     return [s // arr.itemsize for s in arr.strides]
 
 
+def use_threads() -> None:
+    """Hand this thread's fastconv thread count to C; every call into a
+    parallel C entry point does this first."""
+    lib.fc_set_local_num_threads(get_num_threads())
+
+
 def _check(rc):
     if rc == lib.FC_ENOMEM:
         raise MemoryError("fastconv C core: out of memory")
@@ -65,7 +71,7 @@ def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
     else:
         bias = _contiguous(bias)
         bias_mode = lib.FC_BIAS_PER_ROW if bias_axis == 0 else lib.FC_BIAS_PER_COL
-    lib.fc_set_local_num_threads(get_num_threads())
+    use_threads()
     # fc_gemm_args' fields in order (csrc/fastconv.h); accumulate = 0.
     g = ffi.new("fc_gemm_args *", (
         a.shape[0], b.shape[1], a.shape[1],
@@ -92,7 +98,7 @@ def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
         _ptr(x), sn, *((s1, s2, s3) if nchw else (s3, s1, s2)),
         _ptr(weight), _ptr(bias), _ptr(out), int(relu),
         _ptr(ws), 0 if ws is None else ws.nbytes))
-    lib.fc_set_local_num_threads(get_num_threads())
+    use_threads()
     _check(_CONV[algorithm, x.dtype](a))
 
 
