@@ -17,6 +17,11 @@ inside the extended chunk never touches the chunk's own zero padding, so
 owning only those makes the chunked result equal the single pass; at the
 image's edges the chunk's padding is the image's.
 
+Memory: within a task the model runs on row passes of the chunk, so its
+intermediate maps stay a fraction of the chunk; but Dask's overlap slivers
+are NumPy views that keep their whole neighbour chunk alive until used, so a
+worker can hold up to about a row of input chunks at once.
+
 The model travels as one dask.delayed value: its weights go to each worker
 once, not with every task.  Inside a task fastconv uses, by default, the
 usable cores divided by the tasks the worker runs at once (never more than
