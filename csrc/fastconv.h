@@ -81,6 +81,10 @@ int fc_dconv_im2col(const fc_conv_args *args);
  * of OMP_NUM_THREADS if set, else the number of online cores. */
 void fc_set_num_threads(int n);
 int fc_get_num_threads(void);
+/* Threads the calling thread's later calls use instead (n <= 0: the
+ * library-wide count again).  Thread-local: a binding that owns the count
+ * sets it before each call. */
+void fc_set_local_num_threads(int n);
 /* Keep the OpenMP workers of the calling thread's team (`threads` of them in
  * all) off the caller's CPU, as every parallel region of the C core does
  * first (threads.c).  For other OpenMP code sharing the process's OpenMP

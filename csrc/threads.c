@@ -34,7 +34,13 @@ int fc_get_num_threads(void)
     return n;
 }
 
-int fc_threads(void) { return fc_get_num_threads(); }
+/* The calling thread's own count, set by a binding (the Python glue) before
+ * each call so that threads calling at once can use different counts. */
+static _Thread_local int local_threads; /* 0: the library-wide count */
+
+void fc_set_local_num_threads(int n) { local_threads = n > 0 ? n : 0; }
+
+int fc_threads(void) { return local_threads > 0 ? local_threads : fc_get_num_threads(); }
 
 /* ---- placement ---------------------------------------------------------
  * Why: OpenMP's worker threads sleep between calls, and the scheduler may

@@ -5,10 +5,14 @@ lowers both to the same GEMM and runs it on handwritten C or Numba kernels.
 """
 from . import lower, models, nn
 from .api import conv2d, linear, matmul
-from .config import config, get_backend, get_num_threads, set_backend, set_num_threads
+from .config import config, get_backend, get_num_threads, set_backend, set_num_threads, threads
 from .convert import conv_matrix, conv_to_fc, fc_to_conv
 
 __all__ = ["conv2d", "linear", "matmul", "lower", "config", "set_backend", "get_backend",
            "set_num_threads", "get_num_threads", "fc_to_conv", "conv_to_fc", "conv_matrix",
-           "nn", "models"]
+           "nn", "models", "threads"]
 __version__ = "0.1.0"
+
+from . import _threadpoolctl  # noqa: E402 -- after __version__, which the controller reports
+
+_threadpoolctl.install()

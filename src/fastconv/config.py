@@ -1,55 +1,175 @@
-"""Process-wide settings: the default backend and the thread count."""
+"""Settings: the default backend and the thread count.
+
+Two kinds, each with one meaning:
+
+- process-wide: `set_backend(name)` and `set_num_threads(n)` change the
+  default for every thread of the process, including threads started later;
+- scoped: `with config(backend=..., num_threads=...)` and `with threads(n)`
+  change it for the calling thread (more exactly: its context, so asyncio
+  tasks too) until the block ends, and are restored exactly when it ends,
+  whatever other threads do meanwhile.  A scoped value layers over the
+  process-wide one; it does not save and restore a global.
+
+The thread count lives here, on the Python side, so it means the same for the
+C and the Numba backend and works without the C core.  The C core reads it per
+call (the glue in backends/c.py hands it over before each call).
+
+`threadpoolctl.threadpool_limits(n)` caps the count of the calling thread
+(fastconv registers a threadpoolctl controller; see _threadpoolctl.py).
+
+Fork: GNU OpenMP's worker pool does not survive fork(), so a child forked
+after fastconv has run (or been asked for) more than one thread runs
+single-threaded: its get_num_threads() is 1 whatever was set.  Use the
+"spawn" or "forkserver" start method for parallel children.
+"""
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 
 from . import _args
 
-_backend = contextvars.ContextVar("fastconv_backend", default="c")
+#: Upper bound of a thread count: far above any core count, far below int32.
+MAX_THREADS = 4096
+
+_backend = "c"
+_threads = None  # process-wide count; None: the default (OMP_NUM_THREADS, else usable cores)
+_default = None  # the default, computed once
+_scoped_backend = contextvars.ContextVar("fastconv_backend", default=None)
+_scoped_threads = contextvars.ContextVar("fastconv_num_threads", default=None)
+_cap = contextvars.ContextVar("fastconv_thread_cap", default=None)  # threadpoolctl's limit
+_asked_parallel = False  # a count > 1 was handed out: OpenMP may have a worker pool
+_forked_serial = False  # this process was forked after that: one thread only
+
+
+def _backend_arg(name: str, value) -> str:
+    return _args.choice(name, value, _args.BACKENDS)
+
+
+def thread_count(name: str, value) -> int:
+    """A thread count: an int (Python or NumPy, not bool) in [1, MAX_THREADS]."""
+    if not _args._is_int(value):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__} {value!r}")
+    n = int(value)
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"{name} must be between 1 and {MAX_THREADS}; got {n}")
+    return n
 
 
 def set_backend(name: str) -> None:
-    """Make `name` ("c", "numba" or "numpy") the backend used when a call names none."""
-    _backend.set(_args.choice("backend", name, _args.BACKENDS))
+    """Make `name` ("c", "numba" or "numpy") the default backend of every thread
+    (process-wide; `with config(backend=...)` overrides it in a scope)."""
+    global _backend
+    _backend = _backend_arg("backend", name)
 
 
 def get_backend() -> str:
-    return _backend.get()
+    """The backend a call that names none uses in this thread."""
+    return _scoped_backend.get() or _backend
+
+
+def set_num_threads(n: int) -> None:
+    """Threads the C and Numba backends use, for every thread of the process
+    (process-wide; default: OMP_NUM_THREADS, else the usable cores).
+    `with threads(n)` overrides it in a scope."""
+    global _threads
+    _threads = thread_count("num_threads", n)
+
+
+def default_num_threads() -> int:
+    """OMP_NUM_THREADS if it is a positive int, else the cores this process may use."""
+    global _default
+    if _default is None:
+        env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+        if env.isdigit() and int(env) > 0:
+            _default = min(int(env), MAX_THREADS)
+        else:
+            try:
+                _default = len(os.sched_getaffinity(0))
+            except AttributeError:  # not Linux
+                _default = os.cpu_count() or 1
+    return _default
+
+
+def get_num_threads() -> int:
+    """Threads the next C or Numba call from this thread uses: the scoped count
+    if any, else the process-wide one, capped by threadpoolctl's limit; 1 in a
+    child forked after a parallel call."""
+    global _asked_parallel
+    n = _scoped_threads.get() or _threads or _default or default_num_threads()
+    cap = _cap.get()
+    if cap is not None and cap < n:
+        n = cap
+    if n > 1:
+        if _forked_serial:
+            return 1
+        _asked_parallel = True
+    return n
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    """Use n threads in this thread until the block ends (thread-local: other
+    threads keep their own count):
+
+        with fastconv.threads(1):
+            y = model(x)
+    """
+    token = _scoped_threads.set(thread_count("n", n))
+    try:
+        yield
+    finally:
+        _scoped_threads.reset(token)
 
 
 @contextlib.contextmanager
 def config(*, backend: str | None = None, num_threads: int | None = None):
-    """Temporarily set the default backend and/or thread count:
+    """Set the default backend and/or thread count for this thread until the
+    block ends (scoped; other threads are not affected):
 
         with fastconv.config(backend="numba", num_threads=1):
             y = model(x)
     """
-    token = _backend.set(_args.choice("backend", backend, _args.BACKENDS)) if backend else None
-    old_threads = get_num_threads()
+    settings = []  # validate both before setting either
+    if backend is not None:
+        settings.append((_scoped_backend, _backend_arg("backend", backend)))
     if num_threads is not None:
-        set_num_threads(num_threads)
+        settings.append((_scoped_threads, thread_count("num_threads", num_threads)))
+    tokens = [(var, var.set(value)) for var, value in settings]
     try:
         yield
     finally:
-        if token is not None:
-            _backend.reset(token)
-        if num_threads is not None:
-            set_num_threads(old_threads)
-
-
-def set_num_threads(n: int) -> None:
-    """Threads used by the C and Numba backends (default: OMP_NUM_THREADS, else all cores)."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"num_threads must be a positive int; got {n!r}")
-    from .backends import c
-    c.set_num_threads(n)
-
-
-def get_num_threads() -> int:
-    from .backends import c
-    return c.get_num_threads()
+        for var, token in reversed(tokens):
+            var.reset(token)
 
 
 def resolve_backend(backend: str | None) -> str:
-    return get_backend() if backend is None else _args.choice("backend", backend, _args.BACKENDS)
+    return get_backend() if backend is None else _backend_arg("backend", backend)
+
+
+# threadpoolctl's view: a cap on this thread's count.  threadpool_limits(n)
+# reads the count, sets n, and at exit sets the count it read; so a set that
+# brings back the count read before the last cap removes that cap (exact
+# restore, even if set_num_threads ran meanwhile); any other set is a new cap.
+_caps = contextvars.ContextVar("fastconv_thread_caps", default=())  # (previous cap, count before)
+
+
+def _limit(n: int) -> None:
+    n = thread_count("num_threads", n)
+    caps = _caps.get()
+    if caps and caps[-1][1] == n:
+        _cap.set(caps[-1][0])
+        _caps.set(caps[:-1])
+    else:
+        _caps.set(caps + ((_cap.get(), get_num_threads()),))
+        _cap.set(n)
+
+
+def _after_fork_in_child() -> None:
+    global _forked_serial
+    if _asked_parallel:
+        _forked_serial = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -4,10 +4,13 @@ Arrays go to C as a pointer to their first element plus element strides, so
 transposed, negative-stride and Fortran-ordered views need no copy.  Only
 arrays whose byte strides are not a multiple of the item size, or that are
 misaligned, are copied first.  cffi releases the GIL around every call.
+The thread count is fastconv.config's, handed to C before each call
+(thread-local on both sides, so threads calling at once keep their own).
 """
 import numpy as np
 
 from .._native import ffi, lib
+from ..config import get_num_threads
 
 _GEMM = {np.dtype(np.float32): lib.fc_sgemm, np.dtype(np.float64): lib.fc_dgemm}
 _CONV = {
@@ -47,6 +50,12 @@ def _estrides(arr):
     return [s // arr.itemsize for s in arr.strides]
 
 
+def use_threads() -> None:
+    """Hand this thread's fastconv thread count to C; every call into a
+    parallel C entry point does this first."""
+    lib.fc_set_local_num_threads(get_num_threads())
+
+
 def _check(rc):
     if rc == lib.FC_ENOMEM:
         raise MemoryError("fastconv C core: out of memory")
@@ -62,6 +71,7 @@ def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
     else:
         bias = _contiguous(bias)
         bias_mode = lib.FC_BIAS_PER_ROW if bias_axis == 0 else lib.FC_BIAS_PER_COL
+    use_threads()
     # fc_gemm_args' fields in order (csrc/fastconv.h); accumulate = 0.
     g = ffi.new("fc_gemm_args *", (
         a.shape[0], b.shape[1], a.shape[1],
@@ -88,15 +98,8 @@ def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
         _ptr(x), sn, *((s1, s2, s3) if nchw else (s3, s1, s2)),
         _ptr(weight), _ptr(bias), _ptr(out), int(relu),
         _ptr(ws), 0 if ws is None else ws.nbytes))
+    use_threads()
     _check(_CONV[algorithm, x.dtype](a))
-
-
-def set_num_threads(n: int) -> None:
-    lib.fc_set_num_threads(n)
-
-
-def get_num_threads() -> int:
-    return lib.fc_get_num_threads()
 
 
 def place_workers(n: int) -> None:

@@ -36,6 +36,7 @@ Numba picks when TBB is not installed) calls run concurrently, each with
 its own team.  No layer is forced, so the user's own Numba code keeps
 Numba's choice.
 """
+import os
 import threading
 
 import numba
@@ -50,6 +51,32 @@ PARALLEL_JIT = dict(JIT, parallel=True)
 _serial = threading.Lock()
 _concurrent_ok = False
 _omp_layer = False  # Numba's threading layer is OpenMP: the C core's own runtime
+_forked_after_omp = False  # forked after that layer started: its regions would kill us
+
+
+_twins = {}
+
+
+def _serial_twin(kernel):
+    """kernel compiled without parallel=True (prange runs as range), for a
+    child forked after the omp layer started; compiled once per process, not
+    cached to disk (Numba's cache keys do not tell parallel from serial)."""
+    twin = _twins.get(kernel)
+    if twin is None:
+        twin = _twins[kernel] = numba.njit(**dict(JIT, cache=False))(kernel.py_func)
+    return twin
+
+
+def _after_fork_in_child():
+    """Numba's omp layer on GNU OpenMP terminates a forked child at its first
+    parallel region (at any thread count), so such a child runs the kernels'
+    serial twins instead (as the C backend runs single-threaded there)."""
+    global _concurrent_ok, _forked_after_omp
+    if _omp_layer:
+        _forked_after_omp, _concurrent_ok = True, False
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def use_threads() -> int:
@@ -76,6 +103,8 @@ def launch(kernel, *args):
     if _concurrent_ok:
         return kernel(*args)
     with _serial:
+        if _forked_after_omp:
+            return _serial_twin(kernel)(*args)
         result = kernel(*args)
         layer = numba.threading_layer()
         _concurrent_ok = layer != "workqueue"
