@@ -19,16 +19,6 @@ def light_path(name):
                         f"light_{name}.onnx")
 
 
-def _pseudo_random(shape, rng, period=1_000_003):
-    """Normal values of `shape`.  Large tensors repeat a prime-length random
-    block, which no row length divides, so drawing them costs a copy, not a
-    generator run."""
-    size = int(np.prod(shape))
-    if size <= period:
-        return rng.standard_normal(shape, dtype=np.float32)
-    return np.resize(rng.standard_normal(period, dtype=np.float32), shape)
-
-
 def randomized(model, seed=0):
     """A copy of a light model with random weights, ending in logits.
 
@@ -44,19 +34,42 @@ def randomized(model, seed=0):
     g, rng = m.graph, np.random.default_rng(seed)
     inits = {t.name: t for t in g.initializer}
     keep = []
+
+    def add(name, v):
+        g.initializer.append(numpy_helper.from_array(v, name))
+        if m.ir_version < 4:  # initializers are graph inputs too before IR 4
+            g.input.append(onnx.helper.make_tensor_value_info(
+                name, onnx.TensorProto.FLOAT, v.shape))
+
     for n in g.node:
-        if n.op_type == "ConstantOfShape" and n.input[0] in inits:
-            shape = tuple(int(d) for d in numpy_helper.to_array(inits[n.input[0]]))
-            if len(shape) >= 2:
-                v = _pseudo_random(shape, rng) * np.float32(np.sqrt(2 / np.prod(shape[1:])))
-            else:
-                v = rng.uniform(0.5, 1.5, shape).astype(np.float32)
-            g.initializer.append(numpy_helper.from_array(v, n.output[0]))
-            if m.ir_version < 4:  # initializers are graph inputs too before IR 4
-                g.input.append(onnx.helper.make_tensor_value_info(
-                    n.output[0], onnx.TensorProto.FLOAT, shape))
-        else:
+        if n.op_type != "ConstantOfShape" or n.input[0] not in inits:
             keep.append(n)
+            continue
+        shape = tuple(int(d) for d in numpy_helper.to_array(inits[n.input[0]]))
+        scale = np.float32(np.sqrt(2 / np.prod(shape[1:]))) if len(shape) > 1 else None
+        if scale is None:
+            add(n.output[0], rng.uniform(0.5, 1.5, shape).astype(np.float32))
+        elif len(shape) != 2 or np.prod(shape) <= 1 << 20:
+            add(n.output[0], rng.standard_normal(shape, dtype=np.float32) * scale)
+        else:
+            # A large FC matrix as rows * columns + columns, built by the graph
+            # itself: megabytes in the file instead of hundreds, and still every
+            # input feature has its own weight.
+            name = n.output[0]
+            add(name + "/rows", rng.uniform(0.5, 1.5, (shape[0], 1)).astype(np.float32))
+            add(name + "/cols", rng.standard_normal((1, shape[1]), dtype=np.float32) * scale)
+            add(name + "/shift", rng.standard_normal((1, shape[1]), dtype=np.float32) * scale)
+            keep.append(onnx.helper.make_node("Mul", [name + "/rows", name + "/cols"],
+                                              [name + "/scaled"]))
+            keep.append(onnx.helper.make_node("Add", [name + "/scaled", name + "/shift"], [name]))
+    data = [v for v in g.input if v.name not in inits and not v.name.endswith(("/rows", "/cols",
+                                                                            "/shift"))]
+    # Batch and spatial sizes free (where the model allows), also for ONNX Runtime.
+    for v in data[:1] + list(g.output[:1]):
+        dims = v.type.tensor_type.shape.dim
+        for i, d in enumerate(dims):
+            if i != 1:
+                d.dim_param = "NCHW"[i] if i < 4 else f"d{i}"
     if keep[-1].op_type == "Softmax" and keep[-1].output[0] == g.output[0].name:
         g.output[0].name = keep.pop().input[0]
     del g.node[:]
@@ -70,6 +83,8 @@ def ort_run(model, *xs):
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = 2
+    # The plain kernels: a reference, and no time spent folding huge constants.
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     data = model if isinstance(model, bytes) else model.SerializeToString()
     s = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     return s.run(None, {i.name: x for i, x in zip(s.get_inputs(), xs)})

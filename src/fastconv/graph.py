@@ -221,7 +221,7 @@ class Graph(Module):
             flops = 0
             try:
                 if all(isinstance(a, np.ndarray) for a in args):
-                    out = node.layer.forward(*args)
+                    out = np.asarray(node.layer.forward(*args))
                 elif isinstance(node.layer, L.Shape):
                     out = np.array(args[0][node.layer.start:node.layer.end], np.int64)
                 else:

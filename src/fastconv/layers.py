@@ -570,7 +570,7 @@ class Gather(Module):
         if np.any((indices < -size) | (indices >= size)):
             raise ValueError(f"Gather: indices {indices.tolist()} out of range for axis "
                              f"{self.axis} of size {size}")
-        return np.take(x, indices, axis=axis)
+        return np.asarray(np.take(x, indices, axis=axis))
 
 
 class Slice(Module):
