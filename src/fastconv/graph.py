@@ -58,14 +58,12 @@ class Node:
 
 
 def _as_node(n, i) -> Node:
-    if isinstance(n, Node):
-        return n if n.name else replace(n, name=f"node{i}")
-    try:
-        return Node(*n) if len(n) != 4 or isinstance(n[0], Module) else \
-            Node(n[1], n[2], n[3], n[0])
-    except TypeError:
-        raise TypeError(f"nodes must be Node or (layer, inputs, outputs[, name]) tuples or "
-                        f"(name, layer, inputs, outputs); got {n!r}") from None
+    if not isinstance(n, Node):
+        if not isinstance(n, (tuple, list)) or len(n) not in (3, 4):
+            raise TypeError(f"nodes must be Node, (layer, inputs, outputs[, name]) or "
+                            f"(name, layer, inputs, outputs); got {n!r}")
+        n = Node(n[1], n[2], n[3], n[0]) if len(n) == 4 and isinstance(n[0], str) else Node(*n)
+    return n if n.name else replace(n, name=f"node{i}")
 
 
 def topological_order(nodes, available):

@@ -458,3 +458,4 @@ from .layers import (Add, AveragePool, AxisSoftmax, BatchNorm2d, Cast, Clip, Con
                      HardSwish, Identity, LeakyReLU, LRN, MatMul, MaxPool, Mul, Pad, Reshape,
                      Shape, Sigmoid, Slice, Squeeze, Sub, Transpose, Unsqueeze)
 from .graph import Graph, Node  # noqa: E402
+from .compress import compress_fc  # noqa: E402
