@@ -99,59 +99,16 @@ def assert_close_to_magnitude(y, ref, rtol=1e-4):
     assert err <= rtol * scale, f"max error {err:.3g} > {rtol} x max|ref| {scale:.3g}"
 
 
-def torchvision_models():
-    """torchvision.models, imported although its compiled ops do not load.
-
-    On a CPU-only torch, `import torchvision` fails while registering fake
-    (meta) kernels for its compiled ops (nms, roi_align, ...).  The model
-    definitions need none of them, so registration failures are skipped while
-    torchvision imports; torch.library is restored afterwards."""
-    torch = pytest.importorskip("torch")
-    import sys
-    if "torchvision.models" in sys.modules:
-        return sys.modules["torchvision.models"]
-    real = torch.library.register_fake
-
-    def tolerant(op, func=None, /, **kwargs):
-        def register(f):
-            try:
-                return real(op, f, **kwargs)
-            except RuntimeError:  # "operator torchvision::nms does not exist"
-                return f
-        return register if func is None else register(func)
-
-    torch.library.register_fake = tolerant
-    try:
-        import torchvision.models as models
-    except Exception as e:  # pragma: no cover - depends on the installed build
-        pytest.skip(f"torchvision.models cannot be imported: {e}")
-    finally:
-        torch.library.register_fake = real
-    return models
-
-
 def export_torchvision(name, size=224, seed=0):
-    """(onnx bytes, torch model) for a randomly initialised torchvision model
-    in eval mode, exported at opset 17 with the TorchScript exporter and a
-    free batch axis."""
-    torch = pytest.importorskip("torch")
-    models = torchvision_models()
-    torch.manual_seed(seed)
-    kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
-    model = getattr(models, name)(weights=None, **kwargs).eval()
-    if name in ("resnet50", "mobilenet_v2", "googlenet"):
-        # Random batch norm statistics, so folding them into convs is tested.
-        g = torch.Generator().manual_seed(seed + 1)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-    x = torch.zeros(1, 3, size, size)
+    """(onnx bytes, torch model): a randomly initialised torchvision model (random
+    batch norm statistics too) exported at opset 17 with the TorchScript
+    exporter, batch axis free (fastconv.bench.netbench builds and exports)."""
+    pytest.importorskip("torch")
+    from fastconv.bench import netbench
+    try:
+        model = netbench.build(name, seed)
+    except ImportError as e:  # pragma: no cover - depends on the installed build
+        pytest.skip(f"torchvision.models cannot be imported: {e}")
     buf = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(model, (x,), buf, opset_version=17, dynamo=False,
-                          input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    netbench.export(model, size, buf)
     return buf.getvalue(), model

@@ -572,6 +572,9 @@ class Gather(Module):
                              f"{self.axis} of size {size}")
         return np.asarray(np.take(x, indices, axis=axis))
 
+    def output_shape(self, shape, indices):
+        return _per_sample(lambda s: self.forward(_shape_only(s), indices).shape, shape)
+
 
 class Slice(Module):
     """x[starts:ends:steps] on `axes` (ONNX: ends clamp, negative counts from the end)."""
