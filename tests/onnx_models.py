@@ -26,7 +26,8 @@ def randomized(model, seed=0):
     makes all channels alike (a channel-order bug would not show); here each
     becomes a seeded random initializer (He-scaled; 1-D ones, biases and batch
     norm statistics, in [0.5, 1.5]).  A final Softmax is dropped: random
-    logits saturate it to one-hot, which would hide errors in the logits."""
+    logits saturate it to one-hot, which would hide errors in the logits.
+    Reshapes to a batch of 1 copy the input's batch instead."""
     onnx = pytest.importorskip("onnx")
     from onnx import numpy_helper
     m = onnx.ModelProto()
@@ -64,6 +65,14 @@ def randomized(model, seed=0):
             keep.append(onnx.helper.make_node("Add", [name + "/scaled", name + "/shift"], [name]))
     data = [v for v in g.input if v.name not in inits and not v.name.endswith(("/rows", "/cols",
                                                                             "/shift"))]
+    # The zoo's Reshapes fix the batch to 1 ([1, features]); 0 copies the input's
+    # batch instead (ONNX's rule), so every model takes any batch.
+    for n in keep:
+        if n.op_type == "Reshape" and n.input[1] in inits:
+            target = numpy_helper.to_array(inits[n.input[1]])
+            if target.ndim == 1 and len(target) > 1 and target[0] == 1:
+                inits[n.input[1]].CopyFrom(numpy_helper.from_array(
+                    np.concatenate([[0], target[1:]]).astype(target.dtype), n.input[1]))
     # Batch and spatial sizes free (where the model allows), also for ONNX Runtime.
     for v in data[:1] + list(g.output[:1]):
         dims = v.type.tensor_type.shape.dim

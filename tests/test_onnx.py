@@ -57,11 +57,14 @@ def test_light_model_matches_onnxruntime(name):
     om.assert_close_to_magnitude(y, om.ort_run(model, x)[0])
 
 
-@pytest.mark.parametrize("name", ["squeezenet", "densenet121"])
+BATCHED = ("squeezenet", "densenet121", "shufflenet")
+
+
+@pytest.mark.parametrize("name", BATCHED + (
+    tuple(n for n in om.LIGHT if n not in BATCHED) if HEAVY else ()))
 def test_light_model_larger_batch(name):
-    # Both have a free batch (the others reshape to a fixed [1, features]).
     model, g = light(name)
-    x = image(3, seed=1)
+    x = image(3 if HEAVY else 2, seed=1)
     with fastconv.config(backend="c"):
         y = g(x)
     om.assert_close_to_magnitude(y, om.ort_run(model, x)[0])
@@ -141,6 +144,15 @@ def test_torchvision_model_batch8_at_224(name, backend):
     with fastconv.config(backend=backend):
         y = g(x)
     om.assert_close_to_magnitude(y, om.ort_run(data, x)[0])
+
+
+def test_torchvision_alexnet_fully_convolutional():
+    data, g = torchvision("alexnet", 224)
+    fcn = nn.to_fully_convolutional(g, (3, 224, 224))
+    x = image(1, seed=6)
+    om.assert_close_to_magnitude(fcn(x)[:, :, 0, 0], om.ort_run(data, x)[0])
+    # A larger image gives a map of class scores: the FC head is now convolutions.
+    assert fcn(image(1, 256, seed=7)).shape == (1, 1000, 2, 2)
 
 
 def test_torchvision_summary_fc_share():

@@ -187,7 +187,7 @@ class Graph(Module):
             try:
                 y = node.layer.forward(*args, relu=True) if node.relu else node.layer.forward(*args)
             except (ValueError, TypeError) as e:
-                raise type(e)(f"node {node.name!r} ({node.describe()}): {e}") from e
+                raise _same_kind(e)(f"node {node.name!r} ({node.describe()}): {e}") from e
             if node.clip_max is not None:
                 np.minimum(y, node.clip_max, out=y)  # y is the kernel's fresh output
             if len(node.outputs) == 1:
@@ -228,7 +228,7 @@ class Graph(Module):
                         flops = node.layer.flops(*per) if len(per) > 1 and \
                             isinstance(node.layer, L.MatMul) else node.layer.flops(per[0])
             except (ValueError, TypeError) as e:
-                raise type(e)(f"node {node.name!r} ({node.describe()}): {e}") from e
+                raise _same_kind(e)(f"node {node.name!r} ({node.describe()}): {e}") from e
             vals[node.outputs[0]] = out
             params = node.layer.params() + sum(
                 a.size for name, a in zip(node.inputs, args)
@@ -289,9 +289,10 @@ class Graph(Module):
             src = [flat[i] for i in node.inputs if i in flat]
             layer, inputs = node.layer, node.inputs
             if not src:
-                shape_in = vals[node.inputs[0]]
-                if isinstance(layer, (Flatten, L.Reshape)) and not isinstance(shape_in, np.ndarray) \
-                        and len(shape_in) == 4 and len(_strip(vals[node.outputs[0]])) == 1:
+                shape_in = vals[node.inputs[0]] if node.inputs else None
+                flattens = isinstance(layer, (Flatten, L.Reshape)) and \
+                    isinstance(shape_in, tuple) and len(shape_in) == 4
+                if flattens and len(_strip(vals[node.outputs[0]])) == 1:
                     flat[node.outputs[0]] = _strip(shape_in)
                     layer, inputs = L.Identity(), node.inputs[:1]
                 nodes.append(replace(node, layer=layer, inputs=inputs))
@@ -318,6 +319,11 @@ class Graph(Module):
             None if s is None else s[:2] + (None,) * (len(s) - 2) for s in self.input_shapes]
         return Graph(nodes, self.inputs, self.outputs, self.constants, shapes,
                      self.input_dtypes)
+
+
+def _same_kind(e):
+    """TypeError or ValueError, as `e` is (subclasses may not take a message)."""
+    return TypeError if isinstance(e, TypeError) else ValueError
 
 
 def _strip(v):

@@ -58,6 +58,12 @@ def _parse(model):
                              f"{e}") from None
     # No onnx.checker here: it serialises the whole model again and refuses
     # valid files (outputs without shapes).  What fastconv needs, load checks.
+    if isinstance(model, (str, os.PathLike)):
+        from onnx.external_data_helper import load_external_data_for_model
+        try:  # tensors stored in files next to the model
+            load_external_data_for_model(proto, os.path.dirname(os.fspath(model)))
+        except OSError as e:
+            raise ValueError(f"model's external data cannot be read: {e}") from None
     if not proto.HasField("graph") or not proto.graph.output:
         raise ValueError("model is not a valid ONNX model: it has no graph or no outputs "
                          "(a truncated file?)")
@@ -107,7 +113,8 @@ def load(model) -> Graph:
         try:
             b.add(r)
         except (ValueError, TypeError) as e:
-            raise type(e)(f"node {r.name!r} ({r.op}): {e}") from None
+            kind = TypeError if isinstance(e, TypeError) else ValueError
+            raise kind(f"node {r.name!r} ({r.op}): {e}") from None
         except KeyError as e:
             raise ValueError(f"node {r.name!r} ({r.op}): missing attribute {e}") from None
     outputs = [b.resolve(o.name) for o in g.output]
