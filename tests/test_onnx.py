@@ -166,6 +166,23 @@ def test_torchvision_summary_fc_share():
         assert s.params == g.params()
 
 
+def test_bench_networks_runs_on_a_tiny_configuration():
+    # The command's plumbing (export, one worker process per implementation,
+    # alternating rounds), not its timings.
+    import subprocess
+    import sys
+    pytest.importorskip("torch")
+    cmd = [sys.executable, "-m", "fastconv", "bench", "--suite", "networks", "--networks",
+           "squeezenet1_1", "--size", "48", "--batch", "2", "--rounds", "2", "--threads", "1",
+           "--compare", "onnxruntime"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    row = next(line.split() for line in out.stdout.splitlines() if line.startswith("squeeze"))
+    assert row[1] == "2" and float(row[2]) > 0 and float(row[3]) > 0
+    assert float(row[-1]) < 1e-4          # fastconv's max error vs ONNX Runtime
+
+
 # -- single ops against ONNX Runtime ------------------------------------------------------
 
 def single_op(op, x_shape, attrs=None, consts=(), opset=17, out_dims=None, extra_inputs=()):
