@@ -351,7 +351,10 @@ class _WindowPool(Module):
 
     def __repr__(self):
         kh, kw = self.kernel_size
-        return f"{type(self).__name__}({kh}\u00d7{kw}, stride={self.stride[0]})"
+        extra = "".join(f", {name}={value}" for name, value, default in (
+            ("padding", self.padding, (0, 0, 0, 0)), ("dilation", self.dilation, (1, 1)),
+            ("ceil_mode", self.ceil_mode, False)) if value != default)
+        return f"{type(self).__name__}({kh}\u00d7{kw}, stride={self.stride}{extra})"
 
 
 class MaxPool(_WindowPool):

@@ -317,7 +317,8 @@ class _Builder:
             padding = ((t, b), (l, r))
         else:
             raise ValueError(f"auto_pad {auto!r} is not supported")
-        return nn.Conv2d(w, bias, stride, padding, dilation, a.get("group", 1)), conv_in
+        return nn.Conv2d(w, bias, _short(stride), _short_padding(padding), _short(dilation),
+                         a.get("group", 1)), conv_in
 
     def _gemm(self, a, ins):
         alpha, beta = a.get("alpha", 1.0), a.get("beta", 1.0)
@@ -367,6 +368,18 @@ class _Builder:
         value = self._opt_const(ins, 2, "constant_value")
         return nn.Pad(self.const(ins[1], "pads"), mode,
                       0.0 if value is None else float(np.asarray(value).reshape(-1)[0]))
+
+
+def _short(pair):
+    """(s, s) -> s, as a layer written by hand would say it (and print it)."""
+    return pair[0] if len(set(pair)) == 1 else pair
+
+
+def _short_padding(padding):
+    if padding == 0:
+        return 0
+    (t, b), (l, r) = padding
+    return _short((t, l)) if (t, l) == (b, r) else padding
 
 
 class SamePad(nn.Module):
