@@ -86,7 +86,10 @@ def load(model) -> Graph:
     from onnx import numpy_helper
     proto = _parse(model)
     g = proto.graph
-    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        raise ValueError("model is not a valid ONNX model: it imports no opset of the default "
+                         "domain (a truncated file?)")
 
     consts = {}
     for t in g.initializer:
