@@ -342,8 +342,8 @@ class _WindowPool(Module):
         need_h, need_w = (oh - 1) * sh + eh, (ow - 1) * sw + ew
         bottom = need_h - x.shape[2] - t
         right = need_w - x.shape[3] - l
-        xp = np.pad(x, ((0, 0), (0, 0), (t, max(bottom, 0)), (l, max(right, 0))),
-                    constant_values=fill)
+        widths = ((0, 0), (0, 0), (t, max(bottom, 0)), (l, max(right, 0)))
+        xp = np.pad(x, widths, constant_values=fill) if any(map(any, widths)) else x
         taps = [xp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
                    j * dw:j * dw + sw * (ow - 1) + 1:sw]
                 for i in range(kh) for j in range(kw)]

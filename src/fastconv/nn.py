@@ -9,6 +9,10 @@ kernel, which applies bias and ReLU as it stores each output.
 `to_fully_convolutional` rewrites a classifier's FC head as convolutions so
 the network takes any input size and returns a map of outputs; `summary`
 reports each layer's output shape, parameters and FLOPs.
+
+Networks that are not a chain are `Graph`s (graph.py); the layers they need
+(BatchNorm2d, Add, Concat, LRN, general pools, shape ops) are in layers.py,
+and `compress_fc` in compress.py.  All of them are importable from here.
 """
 from __future__ import annotations
 
