@@ -248,6 +248,9 @@ OPS = [
       np.arange(3, dtype=np.float32))),
     ("Gemm", (6, 4), dict(transA=1, transB=1),
      (np.random.default_rng(4).standard_normal((3, 6), dtype=np.float32),)),
+    ("Gemm", (4, 6), dict(beta=0.5),
+     (np.random.default_rng(6).standard_normal((6, 3), dtype=np.float32),
+      np.arange(12, dtype=np.float32).reshape(4, 3))),
     ("MatMul", (2, 4, 6), {}, (np.random.default_rng(5).standard_normal((6, 3),
                                                                        dtype=np.float32),)),
 ]

@@ -333,12 +333,13 @@ class _Builder:
             return GeneralGemm(alpha, beta, ta, tb), [i for i in ins if i]
         w = self.consts[b]
         w = w if tb else w.T
+        bias_like = c is None or (c.ndim <= 1 or (c.ndim == 2 and c.shape[0] == 1)) and \
+            c.size in (1, w.shape[0])
+        if not bias_like:   # C varies by row: not a bias
+            return GeneralGemm(alpha, beta, ta, tb), [i for i in ins if i]
         if alpha != 1:
             w = w * w.dtype.type(alpha)
         if c is not None:
-            if c.size not in (1, w.shape[0]) or c.ndim > 2 or (c.ndim == 2 and c.shape[0] != 1):
-                raise ValueError(f"Gemm's C of shape {c.shape} is not a bias of "
-                                 f"{w.shape[0]} outputs")
             c = np.broadcast_to(c.reshape(-1) * c.dtype.type(beta), (w.shape[0],)).copy()
         return nn.Linear(np.ascontiguousarray(w), c), ins[:1]
 
