@@ -155,6 +155,8 @@ class Graph(Module):
         for name, i in last.items():
             if name not in keep:
                 frees[i].append(name)
+        for i, n in enumerate(self.nodes):   # outputs nobody reads go at once
+            frees[i].extend(o for o in n.outputs if o not in last and o not in keep)
         return [tuple(sorted(set(f))) for f in frees]
 
     def _check_inputs(self, xs):
