@@ -257,9 +257,15 @@ class Concat(Module):
                              f"{[x.shape for x in xs]}") from None
 
     def output_shape(self, *shapes):
-        return _per_sample(lambda *s: np.concatenate([_shape_only(t) for t in s],
-                                                     axis=_axis("axis", self.axis, len(s[0]))
-                                                     ).shape, *shapes)
+        return _per_sample(self._joined, *shapes)
+
+    def _joined(self, *shapes):
+        axis = _axis("axis", self.axis, len(shapes[0]))
+        rest = {s[:axis] + s[axis + 1:] for s in shapes}
+        if len(rest) != 1 or len({len(s) for s in shapes}) != 1:
+            raise ValueError(f"Concat along axis {self.axis}: shapes {list(shapes)} differ "
+                             f"off that axis")
+        return shapes[0][:axis] + (sum(s[axis] for s in shapes),) + shapes[0][axis + 1:]
 
     def __repr__(self):
         return f"Concat(axis={self.axis})"
@@ -643,7 +649,21 @@ class MatMul(Module):
 
     def output_shape(self, a, b):
         b = b.shape if isinstance(b, np.ndarray) else (1,) + tuple(b)
-        return _per_sample(lambda p: np.matmul(_shape_only(p), _shape_only(b)).shape, a)
+        return _per_sample(lambda p: _matmul_shape(p, b), a)
 
     def flops(self, a, b=None):
         return 0 if b is None else 2 * int(np.prod(self.output_shape(a, b))) * a[-1]
+
+
+def _matmul_shape(a, b):
+    """np.matmul's result shape for operand shapes a and b."""
+    a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
+    b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
+    if a2[-1] != b2[-2]:
+        raise ValueError(f"MatMul: shapes {tuple(a)} and {tuple(b)} do not chain")
+    out = np.broadcast_shapes(a2[:-2], b2[:-2]) + (a2[-2], b2[-1])
+    if len(a) == 1:
+        out = out[:-2] + out[-1:]
+    if len(b) == 1:
+        out = out[:-1]
+    return out
