@@ -214,6 +214,8 @@ class _Builder:
         if op == "BatchNormalization":
             if a.get("training_mode", 0):
                 raise ValueError("training_mode=1 is not supported (inference only)")
+            if a.get("spatial", 1) == 0:
+                raise ValueError("spatial=0 (statistics per activation) is not supported")
             s, bias, m, v = (self.const(ins[k], n) for k, n in
                              ((1, "scale"), (2, "B"), (3, "mean"), (4, "var")))
             return nn.BatchNorm2d(s, bias, m, v, a.get("epsilon", 1e-5)), x
