@@ -12,3 +12,11 @@ __all__ = ["conv2d", "linear", "matmul", "lower", "config", "set_backend", "get_
            "set_num_threads", "get_num_threads", "fc_to_conv", "conv_to_fc", "conv_matrix",
            "nn", "models"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # fastconv.onnx on first use: it needs the optional onnx package.
+    if name == "onnx":
+        import importlib
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -74,8 +74,12 @@ def build(name, seed=0):
 
 def export(model, size, f):
     """torch.onnx.export at opset 17 (the TorchScript exporter), batch axis free."""
+    import warnings
+
     import torch
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter is chosen on purpose: the dynamo one needs onnxscript.
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(model, (torch.zeros(1, 3, size, size),), f, opset_version=17,
                           dynamo=False, input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
