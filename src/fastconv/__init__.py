@@ -16,3 +16,11 @@ __version__ = "0.1.0"
 from . import _threadpoolctl  # noqa: E402 -- after __version__, which the controller reports
 
 _threadpoolctl.install()
+
+
+def __getattr__(name):
+    # fastconv.onnx on first use: it needs the optional onnx package.
+    if name == "onnx":
+        import importlib
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,6 +9,10 @@ kernel, which applies bias and ReLU as it stores each output.
 `to_fully_convolutional` rewrites a classifier's FC head as convolutions so
 the network takes any input size and returns a map of outputs; `summary`
 reports each layer's output shape, parameters and FLOPs.
+
+Networks that are not a chain are `Graph`s (graph.py); the layers they need
+(BatchNorm2d, Add, Concat, LRN, general pools, shape ops) are in layers.py,
+and `compress_fc` in compress.py.  All of them are importable from here.
 """
 from __future__ import annotations
 
@@ -461,8 +465,10 @@ def to_fully_convolutional(model: Sequential, input_shape) -> Sequential:
     position.  At `input_shape` itself the output is (N, classes, 1, 1) and
     equals the original's.  Weights are shared with `model`, not copied.
     """
+    if isinstance(model, Graph):
+        return model.to_fully_convolutional(input_shape)
     if not isinstance(model, Sequential):
-        raise TypeError(f"model must be a Sequential; got {type(model).__name__}")
+        raise TypeError(f"model must be a Sequential or a Graph; got {type(model).__name__}")
     shape = model.check_input_shape(input_shape)
     layers, flat_from = [], None
     for layer in model.layers:
@@ -549,6 +555,8 @@ class Summary:
 def summary(model, input_shape) -> Summary:
     """Each layer's output shape, parameter count, share of all parameters and
     FLOPs for one sample of `input_shape` (C, H, W); Linear layers count as FC."""
+    if isinstance(model, Graph):
+        return Summary(tuple(input_shape), model.summary_rows(tuple(input_shape)))
     layers = model.layers if isinstance(model, Sequential) else getattr(model, "layers", None)
     if layers is None:
         raise TypeError(f"summary needs a model with .layers; got {type(model).__name__}")
@@ -561,3 +569,12 @@ def summary(model, input_shape) -> Summary:
         rows.append(LayerInfo(i, repr(layer), shape, layer.params(), flops,
                               isinstance(layer, Linear)))
     return Summary(tuple(input_shape), tuple(rows))
+
+
+# Layers for graphs and the Graph itself live in their own modules; they are part of nn.
+from .layers import (Add, AveragePool, AxisSoftmax, BatchNorm2d, Cast, Clip, Concat,  # noqa: E402
+                     ConstantOfShape, Div, Dropout, Gather, GlobalMaxPool2d, HardSigmoid,
+                     HardSwish, Identity, LeakyReLU, LRN, MatMul, MaxPool, Mul, Pad, Reshape,
+                     Shape, Sigmoid, Slice, Squeeze, Sub, Transpose, Unsqueeze)
+from .graph import Graph, Node  # noqa: E402
+from .compress import compress_fc  # noqa: E402

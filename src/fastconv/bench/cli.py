@@ -11,6 +11,7 @@ from .. import __version__, _args
 from ..config import get_num_threads, set_num_threads
 from ..backends import c as _c
 from . import machine, networks, peers as _peers, plot as _plot, report, runner, suites
+from . import netbench as _netbench
 
 ISAS = ("generic", "avx2", "avx512")
 
@@ -161,12 +162,21 @@ def bench_parser() -> argparse.ArgumentParser:
                         "whose one call exceeds it is timed once (default %(default)s)")
     p.add_argument("--rounds", type=_args.positive_int_arg, default=runner.Settings.max_rounds,
                    help="at most this many rounds per layer (default %(default)s)")
+    p.add_argument("--networks", type=_names(_netbench.NETWORKS), default=_netbench.NETWORKS,
+                   help="with --suite networks: which ones (default all six)")
+    p.add_argument("--size", type=int, default=224,
+                   help="with --suite networks: image size (default 224)")
     return p
 
 
 def bench(argv) -> int:
     """`python -m fastconv bench ARGV...`"""
     args = bench_parser().parse_args(argv)
+    if args.suite == "networks":
+        impls = ("fastconv",) + tuple(p for p in args.compare if p in _netbench.IMPLS)
+        _netbench.run(args.networks, args.batch, (args.threads or (get_num_threads(),))[0],
+                      args.size, max(args.rounds, 1), impls=impls)
+        return 0
     command = " ".join(["python -m fastconv bench"] + [shlex.quote(a) for a in argv])
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     entries = suites.suite(args.suite)

@@ -157,6 +157,9 @@ SUITES = {
 }
 SUITES["conv"] = RESNET50 + VGG16 + ALEXNET + LENET + MOBILENET + PNET
 SUITES["all"] = SUITES["conv"] + GEMM + SLIDING
+# Whole torchvision networks from ONNX, each implementation in a process of its
+# own: run by bench/netbench.py, not by the layer runner (so not part of "all").
+SUITES["networks"] = ()
 
 
 def _pick(entries, *names):

@@ -1,0 +1,371 @@
+"""`Graph`: a network that is not a chain -- a DAG of layers over named values.
+
+    g = nn.Graph(inputs=["x"], outputs=["y"], nodes=[
+        nn.Node(nn.Conv2d(w1, b1, padding=1), ["x"], ["a"]),
+        nn.Node(nn.ReLU(), ["a"], ["b"]),
+        nn.Node(nn.Add(), ["b", "x"], ["y"]),        # a residual connection
+    ])
+    y = g(x)
+
+Nodes may be listed in any order; the constructor sorts them topologically
+(a cycle is a ValueError), drops nodes no output depends on, and hands a ReLU
+(or a Clip to [0, hi]) that is the only consumer of a Conv2d/Linear output to
+that layer's kernel.  A call keeps each activation only until its last
+consumer has run.  Several inputs are positional in `inputs` order; several
+outputs come back as a tuple.  `fastconv.onnx.load` builds the same object.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import _args
+from .nn import Conv2d, Flatten, Linear, Module, PReLU, ReLU, _as_conv_weight
+from .nn import Softmax as _ChannelSoftmax
+from . import layers as L
+
+
+@dataclass(frozen=True)
+class Node:
+    """One layer applied to named values.  relu / clip_max: an epilogue run in
+    (relu) or right after (clip_max) the layer's kernel; set by fusion."""
+    layer: Module
+    inputs: tuple
+    outputs: tuple
+    name: str = ""
+    relu: bool = False
+    clip_max: float | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.layer, Module):
+            raise TypeError(f"node {self.name!r}: layer must be a fastconv.nn Module; "
+                            f"got {type(self.layer).__name__}")
+        for field in ("inputs", "outputs"):
+            names = getattr(self, field)
+            names = (names,) if isinstance(names, str) else tuple(names)
+            if not all(isinstance(n, str) and n for n in names):
+                raise TypeError(f"node {self.name!r}: {field} must be non-empty strings; "
+                                f"got {names!r}")
+            object.__setattr__(self, field, names)
+        if not self.outputs:
+            raise ValueError(f"node {self.name!r} has no outputs")
+
+    def describe(self) -> str:
+        extra = (" + ReLU" if self.relu else "") + \
+            (f" + min({self.clip_max:g})" if self.clip_max is not None else "")
+        return repr(self.layer) + extra
+
+
+def _as_node(n, i) -> Node:
+    if not isinstance(n, Node):
+        if not isinstance(n, (tuple, list)) or len(n) not in (3, 4):
+            raise TypeError(f"nodes must be Node, (layer, inputs, outputs[, name]) or "
+                            f"(name, layer, inputs, outputs); got {n!r}")
+        n = Node(n[1], n[2], n[3], n[0]) if len(n) == 4 and isinstance(n[0], str) else Node(*n)
+    return n if n.name else replace(n, name=f"node{i}")
+
+
+def topological_order(nodes, available):
+    """`nodes` ordered so each runs after the nodes producing its inputs.
+    `available`: names known before any node runs (inputs and constants)."""
+    producer = {}
+    for n in nodes:
+        for o in n.outputs:
+            if o in producer or o in available:
+                raise ValueError(f"value {o!r} is produced twice (node {n.name!r})")
+            producer[o] = n
+    for n in nodes:
+        for i in n.inputs:
+            if i not in producer and i not in available:
+                raise ValueError(f"node {n.name!r} reads {i!r}, which no node, input or "
+                                 f"constant provides")
+    order, state = [], {}  # state: 1 = on the current path, 2 = done
+    for root in nodes:
+        if state.get(id(root)) == 2:
+            continue
+        stack = [(root, iter(root.inputs))]
+        state[id(root)] = 1
+        while stack:
+            node, deps = stack[-1]
+            for name in deps:
+                dep = producer.get(name)
+                if dep is None or state.get(id(dep)) == 2:
+                    continue
+                if state.get(id(dep)) == 1:
+                    cycle = [s[0].name for s in stack[[s[0] for s in stack].index(dep):]]
+                    raise ValueError(f"the graph has a cycle through nodes {cycle}")
+                state[id(dep)] = 1
+                stack.append((dep, iter(dep.inputs)))
+                break
+            else:
+                state[id(node)] = 2
+                order.append(node)
+                stack.pop()
+    return order
+
+
+class Graph(Module):
+    """A DAG of layers; see the module docstring.
+
+    inputs / outputs: value names.  constants: {name: array} values fixed at
+    construction (their float entries count as parameters).  input_shapes:
+    optional full shapes per input, None for a free axis; a call checks the
+    rank and the channel count (axis 1) against them.  input_dtypes likewise.
+    """
+
+    def __init__(self, nodes, inputs, outputs, constants=None, input_shapes=None,
+                 input_dtypes=None):
+        self.inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+        self.outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+        if not self.outputs:
+            raise ValueError("a Graph needs at least one output")
+        if len(set(self.inputs)) != len(self.inputs):
+            raise ValueError(f"input names repeat: {self.inputs}")
+        self.constants = {k: np.asarray(v) for k, v in (constants or {}).items()}
+        if set(self.constants) & set(self.inputs):
+            raise ValueError(f"names are both input and constant: "
+                             f"{sorted(set(self.constants) & set(self.inputs))}")
+        self.input_shapes = None if input_shapes is None else [
+            None if s is None else tuple(s) for s in input_shapes]
+        self.input_dtypes = None if input_dtypes is None else [
+            None if d is None else np.dtype(d) for d in input_dtypes]
+        for what, v in (("input_shapes", self.input_shapes), ("input_dtypes", self.input_dtypes)):
+            if v is not None and len(v) != len(self.inputs):
+                raise ValueError(f"{what} has {len(v)} entries for {len(self.inputs)} inputs")
+        nodes = [_as_node(n, i) for i, n in enumerate(nodes)]
+        known = set(self.inputs) | set(self.constants)
+        for o in self.outputs:
+            if o not in known and not any(o in n.outputs for n in nodes):
+                raise ValueError(f"output {o!r} is not produced by any node, input or constant")
+        order = topological_order(nodes, known)
+        self.nodes = _fuse(_live(order, self.outputs), self.outputs)
+        self._plan = self._frees()
+
+    # -- running ---------------------------------------------------------------
+
+    def _frees(self):
+        """Per node, the values whose last reader it is (dropped right after it runs)."""
+        last = {}
+        for i, n in enumerate(self.nodes):
+            for name in n.inputs:
+                last[name] = i
+        keep = set(self.outputs) | set(self.constants)
+        frees = [[] for _ in self.nodes]
+        for name, i in last.items():
+            if name not in keep:
+                frees[i].append(name)
+        for i, n in enumerate(self.nodes):   # outputs nobody reads go at once
+            frees[i].extend(o for o in n.outputs if o not in last and o not in keep)
+        return [tuple(sorted(set(f))) for f in frees]
+
+    def _check_inputs(self, xs):
+        if len(xs) != len(self.inputs):
+            raise TypeError(f"this Graph takes {len(self.inputs)} input(s) {list(self.inputs)}; "
+                            f"got {len(xs)}")
+        checked = []
+        for i, (name, x) in enumerate(zip(self.inputs, xs)):
+            x = _args.float_array(f"input {name!r}", x)
+            if self.input_dtypes is not None and self.input_dtypes[i] is not None \
+                    and x.dtype != self.input_dtypes[i]:
+                raise TypeError(f"input {name!r} must be {self.input_dtypes[i]}; "
+                                f"got {x.dtype}")
+            shape = None if self.input_shapes is None else self.input_shapes[i]
+            if shape is not None:
+                if x.ndim != len(shape):
+                    raise ValueError(f"input {name!r} must be {len(shape)}-D "
+                                     f"{_fmt(shape)}; got shape {x.shape}")
+                if len(shape) > 1 and shape[1] is not None and x.shape[1] != shape[1]:
+                    raise ValueError(f"input {name!r} must have {shape[1]} channels "
+                                     f"{_fmt(shape)}; got shape {x.shape}")
+            checked.append(x)
+        return checked
+
+    def forward(self, *xs):
+        env = dict(self.constants)
+        env.update(zip(self.inputs, self._check_inputs(xs)))
+        for node, frees in zip(self.nodes, self._plan):
+            args = [env[name] for name in node.inputs]
+            try:
+                y = node.layer.forward(*args, relu=True) if node.relu else node.layer.forward(*args)
+            except (ValueError, TypeError) as e:
+                raise _same_kind(e)(f"node {node.name!r} ({node.describe()}): {e}") from e
+            if node.clip_max is not None:
+                np.minimum(y, node.clip_max, out=y)  # y is the kernel's fresh output
+            if len(node.outputs) == 1:
+                env[node.outputs[0]] = y
+            else:
+                env.update(zip(node.outputs, y))
+            for name in frees:
+                del env[name]
+        out = tuple(env[name] for name in self.outputs)
+        return out[0] if len(out) == 1 else out
+
+    def __call__(self, *xs):
+        return self.forward(*xs)
+
+    # -- shapes, parameters, FLOPs ----------------------------------------------
+
+    def _infer(self, shapes):
+        """Per value: its full shape with a batch of 1 (a tuple), or, for values
+        known without running the network (constants, shape arithmetic), the array."""
+        if len(shapes) != len(self.inputs):
+            raise TypeError(f"this Graph takes {len(self.inputs)} input shape(s); "
+                            f"got {len(shapes)}")
+        vals = dict(self.constants)
+        vals.update({name: (1,) + tuple(s) for name, s in zip(self.inputs, shapes)})
+        rows = []
+        for node in self.nodes:
+            args = [vals[name] for name in node.inputs]
+            per = [a if isinstance(a, np.ndarray) else tuple(a[1:]) for a in args]
+            flops = 0
+            try:
+                if all(isinstance(a, np.ndarray) for a in args):
+                    out = np.asarray(node.layer.forward(*args))
+                elif isinstance(node.layer, L.Shape):
+                    out = np.array(args[0][node.layer.start:node.layer.end], np.int64)
+                else:
+                    out = (1,) + tuple(node.layer.output_shape(*per))
+                    if not isinstance(per[0], np.ndarray):
+                        flops = node.layer.flops(*per) if len(per) > 1 and \
+                            isinstance(node.layer, L.MatMul) else node.layer.flops(per[0])
+            except (ValueError, TypeError) as e:
+                raise _same_kind(e)(f"node {node.name!r} ({node.describe()}): {e}") from e
+            vals[node.outputs[0]] = out
+            params = node.layer.params() + sum(
+                a.size for name, a in zip(node.inputs, args)
+                if name in self.constants and a.dtype.kind == "f")
+            rows.append((node, out, params, flops))
+        return vals, rows
+
+    def output_shape(self, *shapes):
+        vals, _ = self._infer(shapes)
+        out = tuple(_strip(vals[name]) for name in self.outputs)
+        return out[0] if len(out) == 1 else out
+
+    def params(self) -> int:
+        counted = {name for n in self.nodes for name in n.inputs if name in self.constants}
+        return sum(n.layer.params() for n in self.nodes) + sum(
+            self.constants[c].size for c in counted if self.constants[c].dtype.kind == "f")
+
+    def flops(self, *shapes) -> int:
+        return sum(r[3] for r in self._infer(shapes)[1])
+
+    def summary_rows(self, *shapes):
+        """nn.LayerInfo per node (what nn.summary prints)."""
+        from .nn import LayerInfo
+        _, rows = self._infer(shapes)
+        return tuple(LayerInfo(i, f"{node.name}: {node.describe()}", _strip(out), params, flops,
+                               isinstance(node.layer, Linear))
+                     for i, (node, out, params, flops) in enumerate(rows))
+
+    @property
+    def layers(self):
+        return [n.layer for n in self.nodes]
+
+    def __repr__(self):
+        lines = [f"Graph(inputs={list(self.inputs)}, outputs={list(self.outputs)}, "
+                 f"{len(self.nodes)} nodes"]
+        lines += [f"  {','.join(n.outputs)} = {n.describe()}({', '.join(n.inputs)})"
+                  for n in self.nodes]
+        return "\n".join(lines) + "\n)"
+
+    # -- rewrites ----------------------------------------------------------------
+
+    def replace_nodes(self, nodes) -> "Graph":
+        """A Graph with the same inputs, outputs and constants over `nodes`."""
+        return Graph(nodes, self.inputs, self.outputs, self.constants, self.input_shapes,
+                     self.input_dtypes)
+
+    def to_fully_convolutional(self, input_shape) -> "Graph":
+        """As nn.to_fully_convolutional: the Linear head after a Flatten (or a
+        Reshape that flattens a (C, H, W) map) becomes a full-size Conv2d, later
+        Linears 1x1 Conv2ds, softmax runs over channels.  Spatial input sizes are
+        then free; at `input_shape` the outputs are (classes, 1, 1) per sample."""
+        if len(self.inputs) != 1:
+            raise ValueError("to_fully_convolutional takes a Graph with one input")
+        vals, _ = self._infer([tuple(input_shape)])
+        # name -> the (C, H, W) it flattens, or () once a Linear has run.
+        flat, nodes = {}, []
+        for node in self.nodes:
+            src = [flat[i] for i in node.inputs if i in flat]
+            layer, inputs = node.layer, node.inputs
+            if not src:
+                shape_in = vals[node.inputs[0]] if node.inputs else None
+                flattens = isinstance(layer, (Flatten, L.Reshape)) and \
+                    isinstance(shape_in, tuple) and len(shape_in) == 4
+                if flattens and len(_strip(vals[node.outputs[0]])) == 1:
+                    flat[node.outputs[0]] = _strip(shape_in)
+                    layer, inputs = L.Identity(), node.inputs[:1]
+                nodes.append(replace(node, layer=layer, inputs=inputs))
+                continue
+            chw = src[0]
+            if isinstance(layer, Linear):
+                if chw == ():
+                    chw = (layer.weight_shape[1], 1, 1)
+                layer, chw = Conv2d(_as_conv_weight(layer, chw), layer._bias), ()
+            elif isinstance(layer, (L.AxisSoftmax, _ChannelSoftmax)):
+                layer = L.AxisSoftmax(axis=1)
+            elif not isinstance(layer, (ReLU, PReLU, L.LeakyReLU, L.Clip, L.Sigmoid,
+                                        L.HardSigmoid, L.HardSwish, L.Identity)) \
+                    or len(node.inputs) != 1:
+                raise ValueError(f"to_fully_convolutional: cannot convert node {node.name!r} "
+                                 f"({node.describe()}) after the Flatten")
+            for o in node.outputs:
+                flat[o] = chw
+            nodes.append(replace(node, layer=layer))
+        if not flat:
+            raise ValueError("to_fully_convolutional: the graph has no Flatten of a (C, H, W) "
+                             "map; it already is fully convolutional")
+        shapes = None if self.input_shapes is None else [
+            None if s is None else s[:2] + (None,) * (len(s) - 2) for s in self.input_shapes]
+        return Graph(nodes, self.inputs, self.outputs, self.constants, shapes,
+                     self.input_dtypes)
+
+
+def _same_kind(e):
+    """TypeError or ValueError, as `e` is (subclasses may not take a message)."""
+    return TypeError if isinstance(e, TypeError) else ValueError
+
+
+def _strip(v):
+    """Per-sample shape of an inferred value."""
+    return v.shape if isinstance(v, np.ndarray) else tuple(v[1:])
+
+
+def _fmt(shape):
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def _live(order, outputs):
+    """Only the nodes some output depends on."""
+    needed, live = set(outputs), []
+    for node in reversed(order):
+        if needed & set(node.outputs):
+            live.append(node)
+            needed.update(node.inputs)
+    return live[::-1]
+
+
+def _fuse(nodes, outputs):
+    """Hand a ReLU or Clip(0, hi) that alone reads a Conv2d/Linear output to that node."""
+    readers = {}
+    for n in nodes:
+        for i in n.inputs:
+            readers.setdefault(i, []).append(n)
+    out, dropped = [], set()
+    for n in nodes:
+        if id(n) in dropped:
+            continue
+        if isinstance(n.layer, (Conv2d, Linear)) and not n.relu and n.clip_max is None \
+                and len(n.outputs) == 1 and n.outputs[0] not in outputs:
+            users = readers.get(n.outputs[0], [])
+            user = users[0] if len(users) == 1 and len(users[0].inputs) == 1 else None
+            if user is not None and type(user.layer) is ReLU:
+                n = replace(n, outputs=user.outputs, relu=True)
+                dropped.add(id(user))
+            elif user is not None and isinstance(user.layer, L.Clip) and user.layer.low == 0:
+                n = replace(n, outputs=user.outputs, relu=True, clip_max=user.layer.high)
+                dropped.add(id(user))
+        out.append(n)
+    return out

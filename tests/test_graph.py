@@ -1,0 +1,270 @@
+"""nn.Graph built by hand, the graph layers, and compress_fc, against NumPy
+written from the definitions (float64)."""
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import nn
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def conv_ref(x, w, b=None, pad=0):
+    """Direct float64 convolution, stride 1: the definition, one tap at a time."""
+    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    k, c, kh, kw = w.shape
+    oh, ow = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+    y = np.zeros((x.shape[0], k, oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            y += np.einsum("nchw,kc->nkhw", x[:, :, i:i + oh, j:j + ow], w[:, :, i, j])
+    return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+
+def residual_block(rng, c=4):
+    w1, b1, w2 = rand(rng, c, c, 3, 3), rand(rng, c), rand(rng, c, c, 3, 3)
+    nodes = [  # deliberately out of order: the graph sorts them
+        nn.Node(nn.Add(), ["h2", "x"], ["s"], "add"),
+        nn.Node(nn.ReLU(), ["s"], ["y"], "relu_out"),
+        nn.Node(nn.Conv2d(w1, b1, padding=1), ["x"], ["h"], "conv1"),
+        nn.Node(nn.ReLU(), ["h"], ["h1"], "relu1"),
+        nn.Node(nn.Conv2d(w2, None, padding=1), ["h1"], ["h2"], "conv2"),
+    ]
+    g = nn.Graph(nodes, inputs=["x"], outputs=["y"])
+
+    def ref(x):
+        h = np.maximum(conv_ref(x, w1, b1, 1), 0)
+        return np.maximum(conv_ref(h, w2, None, 1) + x, 0)
+    return g, ref
+
+
+@pytest.mark.parametrize("backend", ["c", "numba", "numpy"])
+def test_residual_block_matches_definition(backend):
+    rng = np.random.default_rng(0)
+    g, ref = residual_block(rng)
+    x = rand(rng, 2, 4, 7, 6)
+    with fastconv.config(backend=backend):
+        y = g(x)
+    np.testing.assert_allclose(y, ref(x), rtol=1e-4, atol=1e-4)
+
+
+def test_sorting_fusion_and_pruning():
+    rng = np.random.default_rng(1)
+    g, _ = residual_block(rng)
+    assert [n.name for n in g.nodes] == ["conv1", "conv2", "add", "relu_out"]
+    assert g.nodes[0].relu and g.nodes[0].outputs == ("h1",) and not g.nodes[1].relu
+    # A node no output needs is dropped; one a graph output reads is not fused.
+    w = rand(rng, 2, 2, 1, 1)
+    g = nn.Graph([("c", nn.Conv2d(w), ["x"], ["a"]), ("r", nn.ReLU(), ["a"], ["b"]),
+                  ("dead", nn.Sigmoid(), ["x"], ["unused"])], ["x"], ["a", "b"])
+    assert [n.name for n in g.nodes] == ["c", "r"] and not g.nodes[0].relu
+
+
+def test_clip_after_conv_runs_in_its_store():
+    rng = np.random.default_rng(2)
+    w = rand(rng, 3, 2, 3, 3)
+    g = nn.Graph([(nn.Conv2d(w), "x", "a"), (nn.Clip(0, 0.5), "a", "y")], "x", "y")
+    assert len(g.nodes) == 1 and g.nodes[0].relu and g.nodes[0].clip_max == 0.5
+    x = rand(rng, 2, 2, 6, 6)
+    np.testing.assert_allclose(g(x), np.clip(conv_ref(x, w), 0, 0.5), rtol=1e-5, atol=1e-5)
+
+
+def test_several_inputs_and_outputs():
+    rng = np.random.default_rng(3)
+    g = nn.Graph([(nn.Concat(1), ["a", "b"], "c"), (nn.Sub(), ["a", "b"], "d"),
+                  (nn.GlobalMaxPool2d(), "c", "m")], inputs=["a", "b"], outputs=["m", "d"])
+    a, b = rand(rng, 2, 3, 4, 5), rand(rng, 2, 3, 4, 5)
+    m, d = g(a, b)
+    np.testing.assert_array_equal(m[:, :3, 0, 0], a.max(axis=(2, 3)))
+    np.testing.assert_array_equal(m[:, 3:, 0, 0], b.max(axis=(2, 3)))
+    np.testing.assert_array_equal(d, a - b)
+    assert g.output_shape((3, 4, 5), (3, 4, 5)) == ((6, 1, 1), (3, 4, 5))
+    with pytest.raises(TypeError, match="takes 2 input"):
+        g(a)
+
+
+class Probe(nn.Module):
+    """Identity that remembers its output weakly, or checks a remembered one is gone."""
+
+    def __init__(self, seen, check=None):
+        self.seen, self.check = seen, check
+
+    def forward(self, x):
+        if self.check is not None:
+            gc.collect()
+            self.seen["alive_at_check"] = self.seen[self.check]() is not None
+        y = x + 1
+        self.seen.setdefault(self.check or "first", weakref.ref(y))
+        return y
+
+
+def test_activations_are_freed_after_their_last_reader():
+    seen = {}
+    g = nn.Graph([(Probe(seen), "x", "a"), (nn.ReLU(), "a", "b"), (Probe(seen, "first"), "b", "y")],
+                 "x", "y")
+    g(np.zeros((1, 2), np.float32))
+    assert seen["alive_at_check"] is False   # "a" was dropped once ReLU had read it
+    seen.clear()
+    keep = nn.Graph([(Probe(seen), "x", "a"), (nn.ReLU(), "a", "b"),
+                     (Probe(seen, "first"), "b", "y")], "x", ["y", "a"])
+    keep(np.zeros((1, 2), np.float32))
+    assert seen["alive_at_check"] is True    # a graph output is kept
+
+
+def test_bad_graphs():
+    relu = nn.ReLU()
+    with pytest.raises(ValueError, match=r"cycle through nodes \['n1', 'n2'\]|cycle"):
+        nn.Graph([("n1", relu, ["b"], ["a"]), ("n2", relu, ["a"], ["b"]),
+                  ("n3", nn.Add(), ["a", "x"], ["y"])], ["x"], ["y"])
+    with pytest.raises(ValueError, match="reads 'z'"):
+        nn.Graph([(relu, "z", "y")], "x", "y")
+    with pytest.raises(ValueError, match="produced twice"):
+        nn.Graph([(relu, "x", "y"), (relu, "x", "y")], "x", "y")
+    with pytest.raises(ValueError, match="output 'q'"):
+        nn.Graph([(relu, "x", "y")], "x", "q")
+    with pytest.raises(TypeError, match="fastconv.nn Module"):
+        nn.Graph([(np.abs, "x", "y")], "x", "y")
+    g = nn.Graph([(nn.Conv2d(np.ones((2, 3, 3, 3), np.float32)), "x", "y")], "x", "y",
+                 input_shapes=[(None, 3, None, None)])
+    with pytest.raises(ValueError, match="must have 3 channels"):
+        g(np.zeros((1, 2, 5, 5), np.float32))
+    with pytest.raises(ValueError, match="4-D"):
+        g(np.zeros((2, 5, 5), np.float32))
+
+
+def test_params_flops_summary_match_sequential():
+    rng = np.random.default_rng(4)
+    layers = [nn.Conv2d(rand(rng, 4, 2, 3, 3), rand(rng, 4)), nn.ReLU(), nn.MaxPool2d(2),
+              nn.Flatten(), nn.Linear(rand(rng, 5, 4 * 3 * 3), rand(rng, 5)), nn.Softmax()]
+    seq = nn.Sequential(*layers)
+    names = ["x"] + [f"v{i}" for i in range(len(layers))]
+    g = nn.Graph([(layer, names[i], names[i + 1]) for i, layer in enumerate(layers)],
+                 "x", names[-1])
+    shape = (2, 8, 8)
+    assert g.output_shape(shape) == seq.output_shape(shape) == (5,)
+    assert g.params() == seq.params() == 4 * 2 * 9 + 4 + 5 * 36 + 5
+    assert g.flops(shape) == seq.flops(shape) == 2 * 4 * 6 * 6 * 18 + 2 * 5 * 36
+    s = nn.summary(g, shape)
+    assert s.params == g.params() and s.fc_params == 5 * 36 + 5
+    assert "Conv2d(2\u21924, 3\u00d73) + ReLU" in str(s)
+    x = rand(rng, 3, 2, 8, 8)
+    np.testing.assert_allclose(g(x), seq(x), rtol=1e-6)
+    fcn = nn.to_fully_convolutional(g, shape)
+    big = rand(rng, 1, 2, 12, 10)
+    out = fcn(big)
+    assert out.shape == (1, 5, 3, 2)
+    # Window (i, j) at stride 2 (the max pool's) is the classifier on that crop.
+    crops = np.stack([big[0, :, 2 * i:2 * i + 8, 2 * j:2 * j + 8] for i in range(3)
+                      for j in range(2)])
+    np.testing.assert_allclose(out[0].transpose(1, 2, 0).reshape(6, 5), g(crops),
+                               rtol=1e-5, atol=1e-6)
+
+
+# -- layers -----------------------------------------------------------------------------
+
+def test_batchnorm_matches_formula_and_validates():
+    rng = np.random.default_rng(5)
+    s, b, m, v = rand(rng, 3), rand(rng, 3), rand(rng, 3), np.abs(rand(rng, 3)) + 0.1
+    x = rand(rng, 2, 3, 4, 4)
+    want = (x - m[:, None, None]) / np.sqrt(v[:, None, None] + 1e-3) * s[:, None, None] + \
+        b[:, None, None]
+    np.testing.assert_allclose(nn.BatchNorm2d(s, b, m, v, 1e-3)(x), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="var must be shape"):
+        nn.BatchNorm2d(s, b, m, v[:2])
+    with pytest.raises(ValueError, match="var \\+ eps must be positive"):
+        nn.BatchNorm2d(s, b, m, -np.ones(3), 0.0)
+    with pytest.raises(ValueError, match="3 channels"):
+        nn.BatchNorm2d(s, b, m, v)(rand(rng, 2, 4, 2, 2))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        nn.BatchNorm2d(s, b, m, v)(np.zeros((1, 3, 2, 2), np.int64))
+
+
+def test_lrn_matches_loop():
+    rng = np.random.default_rng(6)
+    x = rand(rng, 2, 7, 3, 3)
+    size, alpha, beta, bias = 5, 1e-2, 0.75, 2.0
+    want = np.empty_like(x, dtype=np.float64)
+    for c in range(7):
+        lo, hi = max(0, c - 2), min(7, c + 3)
+        sq = (x[:, lo:hi].astype(np.float64) ** 2).sum(axis=1)
+        want[:, c] = x[:, c] / (bias + alpha / size * sq) ** beta
+    np.testing.assert_allclose(nn.LRN(size, alpha, beta, bias)(x), want, rtol=1e-5)
+    with pytest.raises(ValueError, match="size"):
+        nn.LRN(0)
+
+
+def test_elementwise_layers():
+    x = np.linspace(-8, 8, 33, dtype=np.float32).reshape(1, 33)
+    np.testing.assert_allclose(nn.HardSwish()(x), x * np.clip(x + 3, 0, 6) / 6, rtol=1e-6,
+                               atol=1e-7)
+    np.testing.assert_allclose(nn.Sigmoid()(x), 1 / (1 + np.exp(-x.astype(np.float64))),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(nn.LeakyReLU(0.5)(x), np.where(x > 0, x, 0.5 * x))
+    np.testing.assert_array_equal(nn.Clip(-1, 2)(x), np.clip(x, -1, 2))
+    with pytest.raises(ValueError, match="low"):
+        nn.Clip(3, 2)
+    np.testing.assert_array_equal(nn.Div().forward(np.array([7, -7]), np.array([2, 2])),
+                                  [3, -3])   # ONNX integer division truncates
+    np.testing.assert_array_equal(nn.Add().forward(np.ones((2, 3, 1, 1)), np.arange(4.0)),
+                                  1 + np.arange(4.0) + np.zeros((2, 3, 1, 4)))
+    with pytest.raises(ValueError, match="Concat along axis 1"):
+        nn.Concat(1).forward(np.zeros((1, 2, 3)), np.zeros((1, 2, 4)))
+
+
+def test_pool_validation():
+    with pytest.raises(ValueError, match="smaller than the window"):
+        nn.MaxPool(2, padding=2)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        nn.AveragePool(5)(np.zeros((1, 1, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="4-D"):
+        nn.MaxPool(2)(np.zeros((3, 3), np.float32))
+
+
+# -- compress_fc ------------------------------------------------------------------------
+
+def test_compress_fc_is_the_truncated_svd():
+    rng = np.random.default_rng(7)
+    w1, b1, w2 = rand(rng, 40, 30), rand(rng, 40), rand(rng, 6, 40)
+    model = nn.Sequential(nn.Linear(w1, b1), nn.ReLU(), nn.Linear(w2))
+    x = rand(rng, 5, 30)
+    small, report = nn.compress_fc(model, {0: 8}, sample=x)
+    u, s, vt = np.linalg.svd(w1.astype(np.float64), full_matrices=False)
+    w8 = (u[:, :8] * s[:8]) @ vt[:8]
+    want = np.maximum(x @ w8.T + b1, 0) @ w2.T.astype(np.float64)
+    np.testing.assert_allclose(small(x), want, rtol=1e-4, atol=1e-4)
+    (row,) = report.rows
+    assert row.params_before == 40 * 30 + 40 and row.params_after == 8 * 30 + 8 * 40 + 40
+    assert report.params_before == model.params()
+    assert report.params_after == model.params() - row.params_before + row.params_after
+    np.testing.assert_allclose(row.weight_error, np.linalg.norm(w1 - w8) / np.linalg.norm(w1),
+                               rtol=1e-5)
+    full = model(x).astype(np.float64)
+    np.testing.assert_allclose(report.output_error,
+                               np.abs(full - small(x)).max() / np.abs(full).max(), rtol=1e-3)
+    # Full rank reproduces the layer.
+    exact, rep = nn.compress_fc(model, 30, layers=[0], sample=x)
+    assert rep.output_error < 1e-5
+    assert "model:" in str(rep)
+
+
+def test_compress_fc_on_a_graph_and_bad_arguments():
+    rng = np.random.default_rng(8)
+    w, b = rand(rng, 20, 12), rand(rng, 20)
+    g = nn.Graph([("fc", nn.Linear(w, b), "x", "h"), ("act", nn.ReLU(), "h", "y")], "x", "y")
+    small, report = nn.compress_fc(g, 4)
+    assert [n.name for n in small.nodes] == ["fc/rank4", "fc"] and small.nodes[1].relu
+    u, s, vt = np.linalg.svd(w.astype(np.float64), full_matrices=False)
+    x = rand(rng, 3, 12)
+    np.testing.assert_allclose(small(x), np.maximum(x @ ((u[:, :4] * s[:4]) @ vt[:4]).T + b, 0),
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="rank must be"):
+        nn.compress_fc(g, 13)
+    with pytest.raises(ValueError, match="not a Linear"):
+        nn.compress_fc(g, 2, layers=["act"])
+    with pytest.raises(TypeError, match="Sequential or nn.Graph"):
+        nn.compress_fc(nn.ReLU(), 2)
