@@ -1,7 +1,6 @@
 /* CPU feature detection and the one kernel table, chosen at first use. */
 #include <string.h>
 #include "internal.h"
-#include "gemm/blocking.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -41,30 +40,36 @@ static int detect_features(void)
 static int detect_features(void) { return 0; }
 #endif
 
-/* One row per ISA: GEMM micro-kernels with their tiles (MR, NR), cache
- * blocking (MC, KC, NC; gemm/blocking.h), short kernels for edge rows and
- * the GEMV kernels. */
+/* One row per ISA: the GEMM micro-kernel of each type with its tile, cache
+ * blocking and short twin (gemm/ukernels.h), and the GEMV kernels. */
+#define GEMM_KERNEL(x, isa)                                                            \
+    { fc_##x##gemm_##isa, fc_##x##gemm_##isa##_mr, fc_##x##gemm_##isa##_nr,            \
+      fc_##x##gemm_##isa##_mc, fc_##x##gemm_##isa##_kc, fc_##x##gemm_##isa##_nc,       \
+      fc_##x##gemm_##isa##_nc_small, fc_##x##gemm_##isa##_short,                       \
+      fc_##x##gemm_##isa##_mr_short, fc_##x##dot_##isa, fc_##x##axpy_##isa }
 static const fc_kernel_table table_generic = {
     "generic",
-    { fc_sgemm_generic_4x8, 4, 8, FC_BLOCK_SGEMM_GENERIC, fc_sgemm_generic_4x8, 4, fc_sdot_generic, fc_saxpy_generic },
-    { fc_dgemm_generic_4x4, 4, 4, FC_BLOCK_DGEMM_GENERIC, fc_dgemm_generic_4x4, 4, fc_ddot_generic, fc_daxpy_generic },
+    GEMM_KERNEL(s, generic),
+    GEMM_KERNEL(d, generic),
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_generic, .dconv = &fc_dconv_generic,
 };
 static const fc_kernel_table table_avx2 = {
     "avx2",
-    { fc_sgemm_avx2_6x16, 6, 16, FC_BLOCK_SGEMM_AVX2, fc_sgemm_avx2_3x16, 3, fc_sdot_avx2, fc_saxpy_avx2 },
-    { fc_dgemm_avx2_6x8, 6, 8, FC_BLOCK_DGEMM_AVX2, fc_dgemm_avx2_3x8, 3, fc_ddot_avx2, fc_daxpy_avx2 },
+    GEMM_KERNEL(s, avx2),
+    GEMM_KERNEL(d, avx2),
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_avx2, .dconv = &fc_dconv_avx2,
 };
 static const fc_kernel_table table_avx512 = {
     "avx512",
-    { fc_sgemm_avx512_14x32, 14, 32, FC_BLOCK_SGEMM_AVX512, fc_sgemm_avx512_7x32, 7, fc_sdot_avx512, fc_saxpy_avx512 },
-    { fc_dgemm_avx512_14x16, 14, 16, FC_BLOCK_DGEMM_AVX512, fc_dgemm_avx512_7x16, 7, fc_ddot_avx512, fc_daxpy_avx512 },
+    GEMM_KERNEL(s, avx512),
+    GEMM_KERNEL(d, avx512),
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_avx512, .dconv = &fc_dconv_avx512,
 };
+
+#undef GEMM_KERNEL
 
 static int features = -1;
 static const fc_kernel_table *active;
@@ -112,4 +117,19 @@ int fc_set_isa(const char *name)
     else
         return -1;
     return 0;
+}
+
+int fc_gemm_get_blocking(int elsize, fc_gemm_blocking *out)
+{
+    const fc_kernel_table *t = fc_kernels();
+#define COPY(kern) (*out = (fc_gemm_blocking){ kern.mr, kern.nr, kern.mr_short, kern.mc, \
+                                               kern.kc, kern.nc, kern.nc_small })
+    if (elsize == 4)
+        COPY(t->sgemm);
+    else if (elsize == 8)
+        COPY(t->dgemm);
+    else
+        return FC_EINVAL;
+#undef COPY
+    return FC_OK;
 }

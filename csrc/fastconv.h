@@ -99,6 +99,11 @@ const char *fc_isa_name(void);
 /* Force an ISA ("generic", "avx2", "avx512") for testing; -1 if the CPU
  * lacks it or the name is unknown, 0 on success.  Not thread-safe. */
 int fc_set_isa(const char *name);
+/* The tile, short-kernel rows and cache blocking of the GEMM micro-kernel
+ * that the active ISA runs for `elsize`-byte elements (4: fp32, 8: fp64);
+ * FC_EINVAL for another size.  For tests and reports (csrc/gemm/ukernels.h). */
+typedef struct { int64_t mr, nr, mr_short, mc, kc, nc, nc_small; } fc_gemm_blocking;
+int fc_gemm_get_blocking(int elsize, fc_gemm_blocking *out);
 
 /* Every allocation in the C core goes through fc_alloc (alloc.c), 64-byte
  * aligned.  For tests: make the next n allocations succeed and every later

@@ -42,7 +42,7 @@ typedef void (*fc_saxpy_fn)(int64_t k, int64_t n, const float *w, int64_t csw, c
 typedef void (*fc_daxpy_fn)(int64_t k, int64_t n, const double *w, int64_t csw,
                             const double *x, int64_t incx, double *acc);
 
-/* One micro-kernel with its tile and its cache blocking (gemm/blocking.h;
+/* One micro-kernel with its tile and its cache blocking (gemm/ukernels.h;
  * nc_small is NC when all rows fit one MC block),
  * plus a shorter kernel (mr_short rows, same NR) for the last rows of C, so
  * that a partial panel does not cost a full one, and the GEMV kernels. */
@@ -59,35 +59,23 @@ typedef struct {
     fc_daxpy_fn axpy;
 } fc_dgemm_kernel;
 
-#define FC_DECLARE_UKERNEL(name, T) \
-    void name(int64_t k, const T *a, int64_t rsa, int64_t csa, const T *b, int64_t ldb, \
-              T *c, int64_t rsc, int64_t csc, int64_t m, int64_t n, const fc_epilogue *ep)
-FC_DECLARE_UKERNEL(fc_sgemm_generic_4x8, float);
-FC_DECLARE_UKERNEL(fc_dgemm_generic_4x4, double);
-FC_DECLARE_UKERNEL(fc_sgemm_avx2_6x16, float);
-FC_DECLARE_UKERNEL(fc_dgemm_avx2_6x8, double);
-FC_DECLARE_UKERNEL(fc_sgemm_avx2_3x16, float);
-FC_DECLARE_UKERNEL(fc_dgemm_avx2_3x8, double);
-FC_DECLARE_UKERNEL(fc_sgemm_avx512_14x32, float);
-FC_DECLARE_UKERNEL(fc_dgemm_avx512_14x16, double);
-FC_DECLARE_UKERNEL(fc_sgemm_avx512_7x32, float);
-FC_DECLARE_UKERNEL(fc_dgemm_avx512_7x16, double);
-#define FC_DECLARE_DOT(name, T) \
-    void name(int64_t k, const T *w, int64_t rsw, const T *x, int64_t rows, T *out)
-FC_DECLARE_DOT(fc_sdot_generic, float);
-FC_DECLARE_DOT(fc_ddot_generic, double);
-FC_DECLARE_DOT(fc_sdot_avx2, float);
-FC_DECLARE_DOT(fc_ddot_avx2, double);
-FC_DECLARE_DOT(fc_sdot_avx512, float);
-FC_DECLARE_DOT(fc_ddot_avx512, double);
-#define FC_DECLARE_AXPY(name, T) \
-    void name(int64_t k, int64_t n, const T *w, int64_t csw, const T *x, int64_t incx, T *acc)
-FC_DECLARE_AXPY(fc_saxpy_generic, float);
-FC_DECLARE_AXPY(fc_daxpy_generic, double);
-FC_DECLARE_AXPY(fc_saxpy_avx2, float);
-FC_DECLARE_AXPY(fc_daxpy_avx2, double);
-FC_DECLARE_AXPY(fc_saxpy_avx512, float);
-FC_DECLARE_AXPY(fc_daxpy_avx512, double);
+/* Every GEMM micro-kernel (gemm/ukernels.h), its short twin, and the GEMV
+ * kernels compiled for the same ISA and type. */
+#include "gemm/ukernels.h"
+#define FC_DECLARE_GEMM_KERNELS(x, isa, T, mr, nr, mr_short, blocking)                  \
+    void fc_##x##gemm_##isa(int64_t k, const T *a, int64_t rsa, int64_t csa, const T *b, \
+                            int64_t ldb, T *c, int64_t rsc, int64_t csc, int64_t m,      \
+                            int64_t n, const fc_epilogue *ep);                          \
+    void fc_##x##gemm_##isa##_short(int64_t k, const T *a, int64_t rsa, int64_t csa,     \
+                                    const T *b, int64_t ldb, T *c, int64_t rsc,          \
+                                    int64_t csc, int64_t m, int64_t n,                   \
+                                    const fc_epilogue *ep);                              \
+    void fc_##x##dot_##isa(int64_t k, const T *w, int64_t rsw, const T *x, int64_t rows, \
+                           T *out);                                                      \
+    void fc_##x##axpy_##isa(int64_t k, int64_t n, const T *w, int64_t csw, const T *x,   \
+                            int64_t incx, T *acc);
+FC_GEMM_UKERNELS(FC_DECLARE_GEMM_KERNELS)
+#undef FC_DECLARE_GEMM_KERNELS
 
 /* ---- conv: direct-convolution micro-kernels (csrc/conv/) ----------------
  * One tile: rw output pixels of one or two rows x one block of output channels,

@@ -11,21 +11,30 @@ import pytest
 
 import fastconv
 from arrays import ints
-from isas import c_isas
+from isas import c_isas, using_isa
 from fastconv.backends import reference
 from fastconv.backends.c import ffi, lib
 
 ISAS = c_isas()
 DTYPES = [np.float32, np.float64]
-# (MR, NR, MC, KC, NC) per ISA and dtype, as in csrc/dispatch.c and csrc/gemm/blocking.h.
-TILES = {
-    ("generic", np.float32): (4, 8, 256, 256, 2048),
-    ("generic", np.float64): (4, 4, 128, 256, 2048),
-    ("avx2", np.float32): (6, 16, 168, 512, 4096),
-    ("avx2", np.float64): (6, 8, 84, 512, 2048),
-    ("avx512", np.float32): (14, 32, 168, 512, 4096),
-    ("avx512", np.float64): (14, 16, 84, 512, 2048),
-}
+VECTOR_BYTES = {"generic": 16, "avx2": 32, "avx512": 64}
+
+
+def blocking(isa, dtype):
+    """The tile, short-kernel rows and cache blocking that the C core runs for
+    isa and dtype, as its kernel table holds them (csrc/gemm/ukernels.h)."""
+    out = ffi.new("fc_gemm_blocking *")
+    with using_isa(isa):
+        assert lib.fc_gemm_get_blocking(np.dtype(dtype).itemsize, out) == lib.FC_OK
+    return out
+
+
+def tiles(isa, dtype):
+    """(MR, NR, MC, KC, NC)."""
+    b = blocking(isa, dtype)
+    return b.mr, b.nr, b.mc, b.kc, b.nc
+
+
 NETWORK_SHAPES = [(1000, 1000, 1000), (1024, 1024, 1024), (2048, 2048, 2048), (3136, 64, 576),
                   (784, 128, 1152), (196, 256, 2304), (49, 512, 4608), (12544, 64, 147),
                   (3136, 256, 64), (64, 4096, 4096), (1, 4096, 25088)]
@@ -76,12 +85,30 @@ def views(x):
 
 
 def edge_shapes(isa, dtype):
-    mr, nr, mc, kc, nc = TILES[isa, dtype]
+    mr, nr, mc, kc, nc = tiles(isa, dtype)
+    short = blocking(isa, dtype).mr_short
     return [(1, 1, 1), (2, 3, 5), (7, 11, 13), (17, 19, 23), (1, 37, 41), (43, 1, 47),
             (5, 7, 1), (1, 1, 29), (mr - 1, nr - 1, 3), (mr, nr, 4), (mr + 1, nr + 1, 5),
-            (2 * mr + 1, 3 * nr - 1, 9), (mr + mr // 2, nr, 6), (mr + mr // 2 + 1, nr, 6),
+            (2 * mr + 1, 3 * nr - 1, 9), (short, nr, 3), (mr + short, nr, 6),
+            (mr + short + 1, nr, 6),
             (mc - 1, nr + 3, kc + 1), (mc + 1, 2 * nr + 1, kc - 1),
             (mr + 2, nr + 5, 2 * kc + 1), (mr - 1, nc + 1, 7), (3, 2 * nc - 1, 2)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernel_table_rules(isa, dtype):
+    """The rules packing relies on, on the numbers the kernel table holds:
+    whole MR panels per MC block, whole NR panels per NC block, whole vectors
+    per tile row, a short kernel no taller than the tile."""
+    b = blocking(isa, dtype)
+    assert b.mc % b.mr == 0 and b.nc % b.nr == 0 and b.nc_small % b.nr == 0
+    assert b.nr * np.dtype(dtype).itemsize % VECTOR_BYTES[isa] == 0
+    assert 1 <= b.mr_short <= b.mr
+
+
+def test_kernel_table_rejects_other_sizes():
+    out = ffi.new("fc_gemm_blocking *")
+    assert lib.fc_gemm_get_blocking(2, out) == lib.FC_EINVAL
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -96,7 +123,7 @@ def test_edges_exact(isa, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_views_exact(isa, dtype):
     rng = np.random.default_rng(2)
-    mr, nr = TILES[isa, dtype][:2]
+    mr, nr = tiles(isa, dtype)[:2]
     for m, n, k in [(1, 1, 1), (1, 2 * nr + 3, 31), (2 * mr + 3, 1, 31), (mr + 3, nr + 5, 33),
                     (3 * mr, 2 * nr, 64)]:
         a, b = ints(rng, (m, k), dtype), ints(rng, (k, n), dtype)
@@ -113,7 +140,7 @@ def test_epilogue_exact(isa, dtype):
     """bias per row / per column, ReLU and accumulate, alone and together, on
     row-major, column-major and strided C."""
     rng = np.random.default_rng(3)
-    mr, nr, _, kc, _ = TILES[isa, dtype]
+    mr, nr, _, kc, _ = tiles(isa, dtype)
     for m, n, k in [(1, 1, 1), (1, nr + 3, 17), (mr + 2, 1, 17), (mr + 2, nr + 3, 7),
                     (2 * mr + 1, 2 * nr - 1, kc + 5), (3, 4, 0)]:
         a, b = ints(rng, (m, k), dtype), ints(rng, (k, n), dtype)
@@ -150,7 +177,7 @@ def test_c_at_every_line_offset(isa, dtype):
     line boundary (col_skew in gemm_impl.inc), with a narrow first tile, also
     when two threads split the columns, and across KC steps (accumulate)."""
     rng = np.random.default_rng(9)
-    mr, nr, _, kc, _ = TILES[isa, dtype]
+    mr, nr, _, kc, _ = tiles(isa, dtype)
     per_line = 64 // np.dtype(dtype).itemsize
     old = fastconv.get_num_threads()
     try:
@@ -177,7 +204,7 @@ def test_c_at_every_line_offset(isa, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_nan_propagates_through_relu(isa, dtype):
     rng = np.random.default_rng(4)
-    mr, nr = TILES[isa, dtype][:2]
+    mr, nr = tiles(isa, dtype)[:2]
     for m, n, k in [(1, 1, 3), (1, 2 * nr + 1, 9), (2 * mr + 1, 1, 9), (2 * mr + 1, 2 * nr + 1, 9)]:
         a, b = ints(rng, (m, k), dtype), ints(rng, (k, n), dtype)
         a[m // 2, k // 2] = np.nan

@@ -1,6 +1,8 @@
 /* Convolution entry points: direct and im2col + GEMM, float and double. */
 #include <string.h>
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 #include "../internal.h"
 
 #define T float

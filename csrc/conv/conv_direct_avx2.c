@@ -16,12 +16,6 @@ typedef int32_t VI __attribute__((vector_size(32)));
 #define SUF s256
 #define KERNELS fc_sconv_avx2
 #include "tile.inc"
-#undef T
-#undef V
-#undef VI
-#undef L
-#undef SUF
-#undef KERNELS
 
 #define T double
 #define V fc_v4df

@@ -16,12 +16,6 @@ typedef int32_t VI __attribute__((vector_size(64)));
 #define SUF s512
 #define KERNELS fc_sconv_avx512
 #include "tile.inc"
-#undef T
-#undef V
-#undef VI
-#undef L
-#undef SUF
-#undef KERNELS
 
 #define T double
 #define V fc_v8df

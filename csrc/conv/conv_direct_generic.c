@@ -14,12 +14,6 @@ typedef int32_t VI __attribute__((vector_size(16)));
 #define SUF s128
 #define KERNELS fc_sconv_generic
 #include "tile.inc"
-#undef T
-#undef V
-#undef VI
-#undef L
-#undef SUF
-#undef KERNELS
 
 #define T double
 #define V fc_v2df

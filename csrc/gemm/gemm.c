@@ -1,5 +1,6 @@
-/* GEMM entry points fc_sgemm / fc_dgemm: the packed five-loop GEMM and its
- * GEMV path, written once in gemm_impl.inc and instantiated per type. */
+/* GEMM entry points fc_sgemm / fc_dgemm: the packed five-loop GEMM
+ * (gemm_impl.inc) and its GEMV path (gemv.inc), written once and
+ * instantiated per type. */
 #include <pthread.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -79,12 +80,17 @@ static void *thread_scratch(size_t bytes)
     return (char *)block + 64;
 }
 
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(name) CAT(name, SUFFIX)
+
 #define T float
 #define SUFFIX f32
 #define NAME fc_sgemm
 #define KERNEL sgemm
 #define KTYPE fc_sgemm_kernel
 #define STORE_TILE fc_store_tile_f32
+#include "gemv.inc"
 #include "gemm_impl.inc"
 #undef T
 #undef SUFFIX
@@ -99,4 +105,5 @@ static void *thread_scratch(size_t bytes)
 #define KERNEL dgemm
 #define KTYPE fc_dgemm_kernel
 #define STORE_TILE fc_store_tile_f64
+#include "gemv.inc"
 #include "gemm_impl.inc"

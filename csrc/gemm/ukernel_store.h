@@ -29,8 +29,7 @@
 
 /* Fetch the mr rows of a C tile (row_bytes each, rsc_bytes apart) at the
  * start of a micro-kernel: C's rows are pages apart, and the store at its end
- * would otherwise wait on mr cache and TLB misses in a row (2048^3, 1 thread,
- * AVX-512: 97 -> 100 GFLOP/s). */
+ * would otherwise wait on mr cache and TLB misses in a row. */
 static inline __attribute__((always_inline)) void fc_prefetch_tile(const void *c, int64_t rsc_bytes,
                                                                    int mr, int64_t row_bytes)
 {

@@ -39,7 +39,7 @@ def _flags():
     elif debug:
         cflags += ["-O1", "-g", "-UNDEBUG"]
     else:
-        cflags += ["-O3", "-DNDEBUG"]
+        cflags += ["-O3", "-DNDEBUG", "-g0"]  # -g0: Python's own CFLAGS ask for -g
     if on("FASTCONV_NATIVE"):
         cflags.append("-march=native")
     return cflags, ldflags

@@ -62,29 +62,14 @@ def choose_algorithm(p: _args.ConvParams, requested: str, backend: str = "c") ->
     if requested == "im2col":
         return "im2col"
     if backend == "numba":
-        # Numba's direct conv vectorises over output pixels only and reaches
-        # 4-27 GFLOP/s on the layer table, against 90-120 for its packed GEMM
-        # (2 threads): im2col wins everywhere but depthwise, whose per-group
-        # GEMM is a 1 x kh*kw sliver.
+        # Numba's direct conv vectorises over output pixels only, far behind
+        # its packed GEMM: im2col wins everywhere but depthwise, whose
+        # per-group GEMM is a 1 x kh*kw sliver (docs/TUNING.md).
         return "direct" if p.groups > 1 and p.groups == p.c else "im2col"
     return "im2col" if _im2col_wins(p) else "direct"
 
 
-# Cost model of algorithm="auto", from fp32 batch-1 single-thread runs on the
-# reference machine (Zen 4, AVX-512), GFLOP/s of direct | im2col (or the
-# copy-free GEMM for 1x1 stride 1):
-#
-#   3x3 stride 1, 28x28..224x224 outputs (ResNet l1-l3, VGG conv1-4)   94-107 | 37-77
-#   3x3 stride 1, 7x7 and 14x14 outputs (ResNet l4, VGG conv5)          84-100 | 41-57
-#   3x3 stride 2 (ResNet l2.3x3s2)                                      85     | 58
-#   7x7 / 11x11 kernels on 3-channel images (ResNet conv1, AlexNet)     66-81  | 31-42
-#   3x3 on 3 channels, 10 filters (MTCNN P-Net)                         27     | 8
-#   1x1 stride 1 (ResNet bottlenecks)                                   58-70  | 67-85
-#   1x1 stride 2 (ResNet l2.ds)                                         44     | 63
-#   depthwise 3x3 (MobileNetV2): direct only; a per-group GEMM is 1 x 9
-#
-# (direct's first two rows re-measured after its weight packing was vectorised
-# and its tile began prefetching the input; im2col's are older and lower still.)
+# Cost model of algorithm="auto" (measured per layer kind: docs/TUNING.md).
 # Direct convolution reads each input pixel kh*kw times from cache instead of
 # copying it kh*kw times, so it wins (or ties) whenever the kernel has more
 # than one tap.  With a single tap the lowering copy is a mere subsample and

@@ -63,6 +63,15 @@ def _check(rc):
         raise RuntimeError(f"fastconv C core: internal error {rc}")
 
 
+def gemm_args(a, b, c, bias, bias_mode, relu, accumulate=False) -> dict:
+    """fc_gemm_args (csrc/fastconv.h) by field name, for C = A B with A, B, C walkable."""
+    (rsa, csa), (rsb, csb), (rsc, csc) = _estrides(a), _estrides(b), _estrides(c)
+    return {"m": a.shape[0], "n": b.shape[1], "k": a.shape[1],
+            "a": _ptr(a), "rsa": rsa, "csa": csa, "b": _ptr(b), "rsb": rsb, "csb": csb,
+            "c": _ptr(c), "rsc": rsc, "csc": csc, "bias": _ptr(bias), "bias_mode": bias_mode,
+            "relu": int(relu), "accumulate": int(accumulate)}
+
+
 def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
     a, b = _usable(a), _usable(b)
     target = out if _walkable(out) else np.empty(out.shape, out.dtype)
@@ -72,14 +81,26 @@ def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
         bias = _contiguous(bias)
         bias_mode = lib.FC_BIAS_PER_ROW if bias_axis == 0 else lib.FC_BIAS_PER_COL
     use_threads()
-    # fc_gemm_args' fields in order (csrc/fastconv.h); accumulate = 0.
-    g = ffi.new("fc_gemm_args *", (
-        a.shape[0], b.shape[1], a.shape[1],
-        _ptr(a), *_estrides(a), _ptr(b), *_estrides(b), _ptr(target), *_estrides(target),
-        _ptr(bias), bias_mode, int(relu), 0))
+    g = ffi.new("fc_gemm_args *", gemm_args(a, b, target, bias, bias_mode, relu))
     _check(_GEMM[a.dtype](g))
     if target is not out:
         out[...] = target
+
+
+def conv_args(x, weight, bias, p, out, ws, relu) -> dict:
+    """fc_conv_args (csrc/fastconv.h) by field name: x walkable; weight, bias
+    (or None), out and ws (or None) contiguous."""
+    sn, s1, s2, s3 = _estrides(x)
+    nchw = p.layout == "NCHW"
+    xs_c, xs_h, xs_w = (s1, s2, s3) if nchw else (s3, s1, s2)
+    return {"n": p.n, "c": p.c, "h": p.h, "w": p.w, "k": p.k, "kh": p.kh, "kw": p.kw,
+            "oh": p.oh, "ow": p.ow, "stride_h": p.stride[0], "stride_w": p.stride[1],
+            "pad_top": p.padding[0], "pad_left": p.padding[2],
+            "dil_h": p.dilation[0], "dil_w": p.dilation[1], "groups": p.groups,
+            "layout": lib.FC_NCHW if nchw else lib.FC_NHWC,
+            "x": _ptr(x), "xs_n": sn, "xs_c": xs_c, "xs_h": xs_h, "xs_w": xs_w,
+            "weight": _ptr(weight), "bias": _ptr(bias), "y": _ptr(out), "relu": int(relu),
+            "ws": _ptr(ws), "ws_bytes": 0 if ws is None else ws.nbytes}
 
 
 def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
@@ -87,17 +108,7 @@ def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
     weight = _contiguous(weight)
     bias = None if bias is None else _contiguous(bias)
     ws = np.empty(workspace_bytes, np.uint8) if algorithm == "im2col" else None
-    sn, s1, s2, s3 = _estrides(x)
-    nchw = p.layout == "NCHW"
-    # One initialiser list, in fc_conv_args' field order (csrc/fastconv.h):
-    # cffi fills it in C, a third faster than setting 28 fields one by one.
-    a = ffi.new("fc_conv_args *", (
-        p.n, p.c, p.h, p.w, p.k, p.kh, p.kw, p.oh, p.ow,
-        p.stride[0], p.stride[1], p.padding[0], p.padding[2], p.dilation[0], p.dilation[1],
-        p.groups, lib.FC_NCHW if nchw else lib.FC_NHWC,
-        _ptr(x), sn, *((s1, s2, s3) if nchw else (s3, s1, s2)),
-        _ptr(weight), _ptr(bias), _ptr(out), int(relu),
-        _ptr(ws), 0 if ws is None else ws.nbytes))
+    a = ffi.new("fc_conv_args *", conv_args(x, weight, bias, p, out, ws, relu))
     use_threads()
     _check(_CONV[algorithm, x.dtype](a))
 

@@ -20,12 +20,9 @@ locator of our own is needed and the user's Numba settings stay untouched.
 Numba validates a cached function against its own source file only, so
 code compiled into a kernel lives in that kernel's file (see gemm.py).
 
-Start-up, measured 2026-11-23 on the 2-core Zen 4 host while it was shared
-(load ~4): in a new process, `import fastconv` then a first fp32 conv via
-im2col, a first direct conv and a first fp64 GEMM take, with a cold cache,
-19 s + 4 s + 14 s of compilation (37 s wall, 19 s CPU: each dtype's GEMM
-compiles once, conv reuses it); with a warm cache, 1.5 s wall (0.8 s CPU)
-for the whole sequence, the same from the user-wide cache directory.
+Start-up: a cold cache costs tens of seconds of compilation on first use
+(each dtype's GEMM compiles once, conv reuses it); a warm cache about a
+second for the same sequence (docs/TUNING.md).
 
 Threads: Numba's workqueue threading layer aborts the process when two
 Python threads run parallel regions at once; the OpenMP and TBB layers do
@@ -84,9 +81,8 @@ def use_threads() -> int:
     (Numba's setting is per calling thread); return that count.
 
     On the omp layer Numba's workers are the C core's OpenMP workers, and
-    they too are kept off the caller's CPU, which spares them the 8 ms stalls
-    csrc/threads.c describes (2-thread GEMM 784 x 128 x 1152: 6-8 of 64 calls
-    stalled without)."""
+    they too are kept off the caller's CPU, which spares them the stalls
+    csrc/threads.c describes."""
     from ...config import get_num_threads
     n = max(1, min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(n)

@@ -33,9 +33,8 @@ Tile shape per host ISA and dtype (NR = NV vectors of VW lanes):
   AVX-512: MR = 8, NV = 2 -> 16 accumulators (8 x 32 fp32, 8 x 16 fp64)
   AVX2 / AVX (16 registers): MR = 6, NV = 2 -> 12 accumulators
   otherwise (SSE): MR = 6, NV = 2 on 16-byte vectors
-On AVX-512, 12 x 32 (24 accumulators) ran no faster than 8 x 32 in
-side-by-side runs, and MR = 8 divides the channel counts of CNN layers
-(64, 128, ...), where MR = 12 wastes up to 11% of each tile column.
+On AVX-512, MR = 8 because it divides the channel counts of CNN layers
+(64, 128, ...) and a taller tile ran no faster (docs/TUNING.md).
 
 Everything the compiled GEMM uses lives in this one file: Numba checks a
 cached function against its own source file only, so a micro-kernel kept
