@@ -1,13 +1,14 @@
 /* Convolution entry points: direct and im2col + GEMM, float and double. */
 #include <string.h>
 #include <omp.h>
-#include "../internal.h"
+#include "../packed.h"
 
 #define T float
 #define SFX(name) fc_s##name
 #define GEMM fc_sgemm
 #define KSEL sconv
 #include "direct.inc"
+#include "packed.inc"
 #include "im2col.inc"
 #undef T
 #undef SFX
@@ -19,6 +20,7 @@
 #define GEMM fc_dgemm
 #define KSEL dconv
 #include "direct.inc"
+#include "packed.inc"
 #include "im2col.inc"
 #undef T
 #undef SFX

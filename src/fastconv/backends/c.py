@@ -16,6 +16,11 @@ _CONV = {
     ("im2col", np.dtype(np.float32)): lib.fc_sconv_im2col,
     ("im2col", np.dtype(np.float64)): lib.fc_dconv_im2col,
 }
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_CONV_PACK = {_F32: lib.fc_sconv_pack, _F64: lib.fc_dconv_pack}
+_CONV_PACKED = {_F32: lib.fc_sconv_direct_packed, _F64: lib.fc_dconv_direct_packed}
+_GEMM_PACK = {_F32: lib.fc_sgemm_pack, _F64: lib.fc_dgemm_pack}
+_GEMM_PACKED = {_F32: lib.fc_sgemm_packed, _F64: lib.fc_dgemm_packed}
 
 
 def _walkable(arr: np.ndarray) -> bool:
@@ -54,7 +59,8 @@ def _check(rc):
         raise RuntimeError(f"fastconv C core: internal error {rc}")
 
 
-def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
+def gemm(a, b, out, bias=None, bias_axis=1, relu=False, packed=None):
+    """packed: a or b packed once by pack_gemm (the call then reads that operand there)."""
     a, b = _usable(a), _usable(b)
     target = out if _walkable(out) else np.empty(out.shape, out.dtype)
     if bias is None:
@@ -67,12 +73,13 @@ def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
         a.shape[0], b.shape[1], a.shape[1],
         _ptr(a), *_estrides(a), _ptr(b), *_estrides(b), _ptr(target), *_estrides(target),
         _ptr(bias), bias_mode, int(relu), 0))
-    _check(_GEMM[a.dtype](g))
+    _check(_GEMM[a.dtype](g) if packed is None else _GEMM_PACKED[a.dtype](g, packed))
     if target is not out:
         out[...] = target
 
 
-def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
+def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, packed=None):
+    """packed: weight and bias packed once by pack_conv (direct only; weight and bias unused)."""
     x = _usable(x)
     weight = _contiguous(weight)
     bias = None if bias is None else _contiguous(bias)
@@ -88,7 +95,42 @@ def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
         _ptr(x), sn, *((s1, s2, s3) if nchw else (s3, s1, s2)),
         _ptr(weight), _ptr(bias), _ptr(out), int(relu),
         _ptr(ws), 0 if ws is None else ws.nbytes))
-    _check(_CONV[algorithm, x.dtype](a))
+    if packed is None:
+        _check(_CONV[algorithm, x.dtype](a))
+    else:
+        _check(_CONV_PACKED[x.dtype](a, packed))
+
+
+def _owned(ptr):
+    """A fresh fc_packed, freed with the cdata that holds it."""
+    if ptr == ffi.NULL:
+        raise MemoryError("fastconv C core: out of memory")
+    return ffi.gc(ptr, lib.fc_packed_free, size=lib.fc_packed_bytes(ptr))
+
+
+def pack_conv(weight, bias, groups):
+    """Direct convolution's weight layout for the active ISA (csrc/conv/packed.inc)."""
+    weight = _contiguous(weight)
+    bias = None if bias is None else _contiguous(bias)
+    a = ffi.new("fc_conv_args *")
+    a.k, cg, a.kh, a.kw = weight.shape
+    a.c, a.groups = cg * groups, groups
+    a.weight, a.bias = _ptr(weight), _ptr(bias)
+    return _owned(_CONV_PACK[weight.dtype](a))
+
+
+def pack_gemm(mat, side):
+    """GEMM operand mat (side "a": the m x k A, "b": the k x n B) in the active
+    ISA's micro-panels (csrc/gemm/packed.inc)."""
+    mat = _usable(mat)
+    g = ffi.new("fc_gemm_args *")
+    if side == "a":
+        g.m, g.k = mat.shape
+        g.a, (g.rsa, g.csa) = _ptr(mat), _estrides(mat)
+    else:
+        g.k, g.n = mat.shape
+        g.b, (g.rsb, g.csb) = _ptr(mat), _estrides(mat)
+    return _owned(_GEMM_PACK[mat.dtype](g, lib.FC_PACK_A if side == "a" else lib.FC_PACK_B))
 
 
 def set_num_threads(n: int) -> None:
