@@ -50,6 +50,7 @@ static const fc_kernel_table table_generic = {
     { fc_dgemm_generic_4x4, 4, 4, FC_BLOCK_DGEMM_GENERIC, fc_dgemm_generic_4x4, 4, fc_ddot_generic, fc_daxpy_generic },
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_generic, .dconv = &fc_dconv_generic,
+    .spool = &fc_spool_generic, .dpool = &fc_dpool_generic,
 };
 static const fc_kernel_table table_avx2 = {
     "avx2",
@@ -57,6 +58,7 @@ static const fc_kernel_table table_avx2 = {
     { fc_dgemm_avx2_6x8, 6, 8, FC_BLOCK_DGEMM_AVX2, fc_dgemm_avx2_3x8, 3, fc_ddot_avx2, fc_daxpy_avx2 },
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_avx2, .dconv = &fc_dconv_avx2,
+    .spool = &fc_spool_avx2, .dpool = &fc_dpool_avx2,
 };
 static const fc_kernel_table table_avx512 = {
     "avx512",
@@ -64,6 +66,7 @@ static const fc_kernel_table table_avx512 = {
     { fc_dgemm_avx512_14x16, 14, 16, FC_BLOCK_DGEMM_AVX512, fc_dgemm_avx512_7x16, 7, fc_ddot_avx512, fc_daxpy_avx512 },
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_avx512, .dconv = &fc_dconv_avx512,
+    .spool = &fc_spool_avx512, .dpool = &fc_dpool_avx512,
 };
 
 static int features = -1;

@@ -140,6 +140,30 @@ int fc_dgemm_packed(const fc_gemm_args *args, const fc_packed *w);
 int64_t fc_packed_bytes(const fc_packed *w);
 void fc_packed_free(fc_packed *w);
 
+/* 2-D pooling over NCHW x (read through its element strides) into a
+ * contiguous (N, C, OH, OW) y, as torch's max_pool2d / avg_pool2d.  Window
+ * (oy, ox) covers input rows oy*stride_h - pad_top + i*dil_h, i < kh (and
+ * columns alike); taps outside the input are skipped.  The average divides
+ * by the taps inside the input (FC_POOL_AVG_EXCLUDE_PAD) or by the window
+ * clipped to the padded input, pad_bottom / pad_right included (FC_POOL_AVG,
+ * count_include_pad); dilation must be 1 for the averages.  A window of the
+ * whole map with no padding is a global pooling (one vectorised reduction
+ * per plane).  A max with no tap inside the input is -inf; NaN propagates. */
+enum { FC_POOL_MAX = 0, FC_POOL_AVG = 1, FC_POOL_AVG_EXCLUDE_PAD = 2 };
+typedef struct {
+    int64_t n, c, h, w;
+    int64_t kh, kw, oh, ow;
+    int64_t stride_h, stride_w;
+    int64_t pad_top, pad_bottom, pad_left, pad_right;
+    int64_t dil_h, dil_w;
+    int mode;
+    const void *x; int64_t xs_n, xs_c, xs_h, xs_w;
+    void *y;
+} fc_pool_args;
+
+int fc_spool2d(const fc_pool_args *args);
+int fc_dpool2d(const fc_pool_args *args);
+
 /* CDEF END */
 
 #ifdef __cplusplus

@@ -21,6 +21,9 @@ _CONV_PACK = {_F32: lib.fc_sconv_pack, _F64: lib.fc_dconv_pack}
 _CONV_PACKED = {_F32: lib.fc_sconv_direct_packed, _F64: lib.fc_dconv_direct_packed}
 _GEMM_PACK = {_F32: lib.fc_sgemm_pack, _F64: lib.fc_dgemm_pack}
 _GEMM_PACKED = {_F32: lib.fc_sgemm_packed, _F64: lib.fc_dgemm_packed}
+_POOL = {_F32: lib.fc_spool2d, _F64: lib.fc_dpool2d}
+_POOL_MODE = {"max": lib.FC_POOL_MAX, "avg": lib.FC_POOL_AVG,
+              "avg_exclude_pad": lib.FC_POOL_AVG_EXCLUDE_PAD}
 
 
 def _walkable(arr: np.ndarray) -> bool:
@@ -131,6 +134,15 @@ def pack_gemm(mat, side):
         g.k, g.n = mat.shape
         g.b, (g.rsb, g.csb) = _ptr(mat), _estrides(mat)
     return _owned(_GEMM_PACK[mat.dtype](g, lib.FC_PACK_A if side == "a" else lib.FC_PACK_B))
+
+
+def pool2d(x, p, out):
+    """Max or average pooling (fastconv._args.PoolParams) of NCHW x into contiguous out."""
+    x = _usable(x)
+    a = ffi.new("fc_pool_args *", (
+        p.n, p.c, p.h, p.w, p.kh, p.kw, p.oh, p.ow, p.stride[0], p.stride[1], *p.padding,
+        p.dilation[0], p.dilation[1], _POOL_MODE[p.mode], _ptr(x), *_estrides(x), _ptr(out)))
+    _check(_POOL[x.dtype](a))
 
 
 def set_num_threads(n: int) -> None:
