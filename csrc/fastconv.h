@@ -119,6 +119,10 @@ int fc_probe_read(int64_t bytes, int threads, double *gbps);
  * kw and groups are read) in direct convolution's layout.
  * fc_?conv_direct_packed: fc_?conv_direct(args) with args->weight and
  * args->bias taken from `w` (ignored in args); bit-identical results.
+ * fc_?conv_pack_im2col: each group's weights as im2col's GEMM operand (A for
+ * FC_NCHW, B for FC_NHWC: args->layout is read too); fc_?conv_im2col_packed
+ * runs fc_?conv_im2col(args) with them (args->weight must stay valid, as for
+ * fc_?gemm_packed).
  * fc_?gemm_pack: GEMM operand A (side FC_PACK_A: a, m x k) or B (FC_PACK_B:
  * b, k x n) of `args` as the micro-kernel's panels, for the whole K at the
  * blocking's KC.  fc_?gemm_packed: fc_?gemm(args) reading that operand from
@@ -132,6 +136,10 @@ fc_packed *fc_sconv_pack(const fc_conv_args *args);
 fc_packed *fc_dconv_pack(const fc_conv_args *args);
 int fc_sconv_direct_packed(const fc_conv_args *args, const fc_packed *w);
 int fc_dconv_direct_packed(const fc_conv_args *args, const fc_packed *w);
+fc_packed *fc_sconv_pack_im2col(const fc_conv_args *args);
+fc_packed *fc_dconv_pack_im2col(const fc_conv_args *args);
+int fc_sconv_im2col_packed(const fc_conv_args *args, const fc_packed *w);
+int fc_dconv_im2col_packed(const fc_conv_args *args, const fc_packed *w);
 fc_packed *fc_sgemm_pack(const fc_gemm_args *args, int side);
 fc_packed *fc_dgemm_pack(const fc_gemm_args *args, int side);
 int fc_sgemm_packed(const fc_gemm_args *args, const fc_packed *w);

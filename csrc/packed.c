@@ -24,6 +24,9 @@ void fc_packed_free(fc_packed *w)
 {
     if (!w)
         return;
+    if (w->kind == FC_PACKED_IM2COL)
+        for (int64_t g = 0; g < w->groups; g++)
+            fc_packed_free(((fc_packed **)w->data)[g]);
     fc_free(w->data);
     fc_free(w);
 }

@@ -5,7 +5,9 @@
 
 #include "internal.h"
 
-enum { FC_PACKED_CONV = 1, FC_PACKED_DEPTHWISE, FC_PACKED_GEMM_A, FC_PACKED_GEMM_B };
+/* FC_PACKED_IM2COL: data is an array of `groups` GEMM packs, one per group. */
+enum { FC_PACKED_CONV = 1, FC_PACKED_DEPTHWISE, FC_PACKED_GEMM_A, FC_PACKED_GEMM_B,
+       FC_PACKED_IM2COL };
 
 struct fc_packed {
     int kind;           /* FC_PACKED_* */
@@ -19,6 +21,7 @@ struct fc_packed {
      * per micro-panel (MR or NR), KC. */
     int64_t kb, block, cp, kc;
     int has_bias;
+    int layout;         /* im2col: FC_NCHW (weights as A) or FC_NHWC (as B) */
     int64_t bytes;
     void *data;
 };

@@ -109,7 +109,7 @@ def test_packed_weight_edges(isa, dtype):
                            layout=layout)
                 pw = fastconv.PackedWeight(weight, bias)
                 want = fastconv.conv2d(x, weight, bias, backend="numpy", **kw_)
-                for algo in ("auto", "direct"):
+                for algo in ("auto", "direct", "im2col"):
                     got = fastconv.conv2d(x, pw, algorithm=algo, backend="c", **kw_)
                     assert close(got, want, True), \
                         f"packed conv2d {algo} {layout} x{shape} w{weight.shape} {kw_}: " \

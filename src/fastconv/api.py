@@ -61,8 +61,9 @@ def linear(x, weight, bias=None, *, backend=None, out=None, relu=False):
 
 def _gemm(gemm, a, b, y, bias, bias_axis, relu, packed, key):
     """gemm(a, b, y, ...), the weight operand (key[0]: "a" or "b") read from its
-    pack in `packed` when there is one (C backend)."""
-    if packed is None:
+    pack in `packed` when there is one (C backend).  A matrix-vector product
+    (M or N = 1) streams the weight where it lies, so it gets no pack."""
+    if packed is None or a.shape[0] == 1 or b.shape[1] == 1 or a.shape[1] == 0:
         gemm(a, b, y, bias, bias_axis, relu)
     else:
         side = key[0]
@@ -100,9 +101,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         kernels.conv2d(x, weight, bias, p, None, target, 0, relu)
     elif plan.algorithm == "gemm":
         _conv_as_gemm(kernels.gemm, x, weight, bias, p, target, relu, packed)
-    elif packed is not None and plan.algorithm == "direct":
-        kernels.conv2d(x, weight, bias, p, "direct", target, 0, relu,
-                       packed=packed.direct(p.groups))
+    elif packed is not None:
+        kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu,
+                       packed=packed.conv(plan.algorithm, p.groups, p.layout))
     else:
         kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu)
     return _finish(target, out)

@@ -4,8 +4,8 @@
     y = fastconv.conv2d(x, pw, stride=2, padding=1)    # or fastconv.linear(x, pw)
 
 conv2d and linear take a PackedWeight in place of weight (and bias).  On the
-C backend each kernel form a call needs (direct convolution's tiles, or the
-GEMM operand of a 1x1 / full-size conv or a linear layer, per group) is
+C backend each kernel form a call needs (direct convolution's tiles, im2col's
+GEMM operand, or that of a 1x1 / full-size conv or a linear layer, per group) is
 packed at its first use for the active ISA and kept, so later calls do no
 weight work and give bit-identical results; other backends read the weight
 as it is.  nn.Conv2d and nn.Linear keep one for their weights.  The weight
@@ -67,10 +67,13 @@ class PackedWeight:
                     pk = self._packs[key] = make()
         return pk
 
-    def direct(self, groups: int):
-        """The C direct convolution's pack for `groups`."""
+    def conv(self, algorithm: str, groups: int, layout: str):
+        """The C pack of conv2d's `algorithm` ("direct", or "im2col" per layout)."""
         from .backends import c
-        return self._get(("direct", groups), lambda: c.pack_conv(self.weight, self.bias, groups))
+        if algorithm == "direct":
+            layout = "NCHW"  # direct's layout does not depend on it
+        return self._get((algorithm, groups, layout),
+                         lambda: c.pack_conv(self.weight, self.bias, groups, algorithm, layout))
 
     def gemm_operand(self, key, side: str, mat):
         """The C GEMM's pack of operand `mat` (side "a" or "b"), a view of the

@@ -17,8 +17,13 @@ _CONV = {
     ("im2col", np.dtype(np.float64)): lib.fc_dconv_im2col,
 }
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
-_CONV_PACK = {_F32: lib.fc_sconv_pack, _F64: lib.fc_dconv_pack}
-_CONV_PACKED = {_F32: lib.fc_sconv_direct_packed, _F64: lib.fc_dconv_direct_packed}
+_CONV_PACK = {("direct", _F32): lib.fc_sconv_pack, ("direct", _F64): lib.fc_dconv_pack,
+              ("im2col", _F32): lib.fc_sconv_pack_im2col,
+              ("im2col", _F64): lib.fc_dconv_pack_im2col}
+_CONV_PACKED = {("direct", _F32): lib.fc_sconv_direct_packed,
+                ("direct", _F64): lib.fc_dconv_direct_packed,
+                ("im2col", _F32): lib.fc_sconv_im2col_packed,
+                ("im2col", _F64): lib.fc_dconv_im2col_packed}
 _GEMM_PACK = {_F32: lib.fc_sgemm_pack, _F64: lib.fc_dgemm_pack}
 _GEMM_PACKED = {_F32: lib.fc_sgemm_packed, _F64: lib.fc_dgemm_packed}
 _POOL = {_F32: lib.fc_spool2d, _F64: lib.fc_dpool2d}
@@ -82,7 +87,8 @@ def gemm(a, b, out, bias=None, bias_axis=1, relu=False, packed=None):
 
 
 def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, packed=None):
-    """packed: weight and bias packed once by pack_conv (direct only; weight and bias unused)."""
+    """packed: the weights packed once by pack_conv for `algorithm` (direct: with
+    the bias; im2col: the weight must still be passed)."""
     x = _usable(x)
     weight = _contiguous(weight)
     bias = None if bias is None else _contiguous(bias)
@@ -101,7 +107,7 @@ def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, pack
     if packed is None:
         _check(_CONV[algorithm, x.dtype](a))
     else:
-        _check(_CONV_PACKED[x.dtype](a, packed))
+        _check(_CONV_PACKED[algorithm, x.dtype](a, packed))
 
 
 def _owned(ptr):
@@ -111,15 +117,17 @@ def _owned(ptr):
     return ffi.gc(ptr, lib.fc_packed_free, size=lib.fc_packed_bytes(ptr))
 
 
-def pack_conv(weight, bias, groups):
-    """Direct convolution's weight layout for the active ISA (csrc/conv/packed.inc)."""
+def pack_conv(weight, bias, groups, algorithm="direct", layout="NCHW"):
+    """The weight layout of `algorithm` ("direct": with the bias; "im2col": each
+    group's GEMM operand for `layout`) on the active ISA (csrc/conv/packed.inc)."""
     weight = _contiguous(weight)
     bias = None if bias is None else _contiguous(bias)
     a = ffi.new("fc_conv_args *")
     a.k, cg, a.kh, a.kw = weight.shape
     a.c, a.groups = cg * groups, groups
     a.weight, a.bias = _ptr(weight), _ptr(bias)
-    return _owned(_CONV_PACK[weight.dtype](a))
+    a.layout = lib.FC_NCHW if layout == "NCHW" else lib.FC_NHWC
+    return _owned(_CONV_PACK[algorithm, weight.dtype](a))
 
 
 def pack_gemm(mat, side):
