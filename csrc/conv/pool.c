@@ -12,8 +12,10 @@ static int pool_run(const fc_pool_args *a, const fc_pool_kernels *kern, int64_t 
     if (a->n == 0 || a->c == 0 || a->oh <= 0 || a->ow <= 0)
         return FC_OK;
     const int64_t planes = a->n * a->c, out = a->oh * a->ow;
-    /* Fork only for ~100k taps or more per thread. */
-    const int64_t useful = planes * out * a->kh * a->kw / (1 << 17) + 1;
+    /* Fork only for ~100k taps or more per thread (counted in double: the
+     * product of huge windows and outputs need not fit in int64). */
+    const double useful = (double)planes * (double)out * (double)a->kh * (double)a->kw /
+                          (1 << 17) + 1;
     const int nt = useful < fc_threads() ? (int)useful : fc_threads();
     fc_place place;
     fc_place_init(&place, nt);
