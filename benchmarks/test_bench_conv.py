@@ -9,7 +9,7 @@ from fastconv.bench.suites import SUITES
 from bench_helpers import arrays, check
 
 IMPLS = [f"{be}-{algo}" for be in ("c", "numba") for algo in ("auto", "direct", "im2col")] + \
-    ["torch", "onnxruntime"]
+    ["c-packed", "torch", "onnxruntime"]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -24,6 +24,10 @@ def test_conv(layer, impl, reduced, batch, threads, measure, request):
         pytest.importorskip("onnxruntime")
         pytest.importorskip("onnx")
         fn = peers.conv("onnxruntime", entry, x, w, bias, threads)
+    elif impl == "c-packed":  # the weights packed once, as nn.Conv2d keeps them
+        pw = fastconv.PackedWeight(w, bias)
+        fn = lambda: fastconv.conv2d(x, pw, None, entry.stride, entry.pad, 1, entry.groups,
+                                     backend="c")
     else:
         backend, algorithm = impl.split("-")
         fn = lambda: fastconv.conv2d(x, w, bias, entry.stride, entry.pad, 1, entry.groups,

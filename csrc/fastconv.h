@@ -120,6 +120,67 @@ void fc_debug_fail_allocs_after(int64_t n);
 int fc_probe_fma(const char *isa, int threads, double *gflops);
 int fc_probe_read(int64_t bytes, int threads, double *gbps);
 
+/* Weights packed once.  A layer's constant operand copied, once, into the
+ * layout the active ISA's kernels read, so that a call does no weight work.
+ * An fc_packed is read-only after packing: concurrent calls may share it.
+ *
+ * fc_?conv_pack: the weight and bias of `args` (only weight, bias, c, k, kh,
+ * kw and groups are read) in direct convolution's layout.
+ * fc_?conv_direct_packed: fc_?conv_direct(args) with args->weight and
+ * args->bias taken from `w` (ignored in args); bit-identical results.
+ * fc_?conv_pack_im2col: each group's weights as im2col's GEMM operand (A for
+ * FC_NCHW, B for FC_NHWC: args->layout is read too); fc_?conv_im2col_packed
+ * runs fc_?conv_im2col(args) with them (args->weight must stay valid, as for
+ * fc_?gemm_packed).
+ * fc_?gemm_pack: GEMM operand A (side FC_PACK_A: a, m x k) or B (FC_PACK_B:
+ * b, k x n) of `args` as the micro-kernel's panels, for the whole K at the
+ * blocking's KC.  fc_?gemm_packed: fc_?gemm(args) reading that operand from
+ * `w`; its pointer in args must still point at the operand (the matrix-vector
+ * path reads it there); bit-identical results.
+ * Every run returns FC_EINVAL if `w` was packed for other shapes, another
+ * element type or another ISA than the active one.  NULL: out of memory. */
+enum { FC_PACK_A = 0, FC_PACK_B = 1 };
+typedef struct fc_packed fc_packed;
+fc_packed *fc_sconv_pack(const fc_conv_args *args);
+fc_packed *fc_dconv_pack(const fc_conv_args *args);
+int fc_sconv_direct_packed(const fc_conv_args *args, const fc_packed *w);
+int fc_dconv_direct_packed(const fc_conv_args *args, const fc_packed *w);
+fc_packed *fc_sconv_pack_im2col(const fc_conv_args *args);
+fc_packed *fc_dconv_pack_im2col(const fc_conv_args *args);
+int fc_sconv_im2col_packed(const fc_conv_args *args, const fc_packed *w);
+int fc_dconv_im2col_packed(const fc_conv_args *args, const fc_packed *w);
+fc_packed *fc_sgemm_pack(const fc_gemm_args *args, int side);
+fc_packed *fc_dgemm_pack(const fc_gemm_args *args, int side);
+int fc_sgemm_packed(const fc_gemm_args *args, const fc_packed *w);
+int fc_dgemm_packed(const fc_gemm_args *args, const fc_packed *w);
+/* Bytes a pack holds; frees it (NULL is fine). */
+int64_t fc_packed_bytes(const fc_packed *w);
+void fc_packed_free(fc_packed *w);
+
+/* 2-D pooling over NCHW x (read through its element strides) into a
+ * contiguous (N, C, OH, OW) y, as torch's max_pool2d / avg_pool2d.  Window
+ * (oy, ox) covers input rows oy*stride_h - pad_top + i*dil_h, i < kh (and
+ * columns alike); taps outside the input are skipped.  The average divides
+ * by the taps inside the input (FC_POOL_AVG_EXCLUDE_PAD) or by the window
+ * clipped to the padded input, pad_bottom / pad_right included (FC_POOL_AVG,
+ * count_include_pad); dilation must be 1 for the averages.  A window of the
+ * whole map with no padding is a global pooling (one vectorised reduction
+ * per plane).  A max with no tap inside the input is -inf; NaN propagates. */
+enum { FC_POOL_MAX = 0, FC_POOL_AVG = 1, FC_POOL_AVG_EXCLUDE_PAD = 2 };
+typedef struct {
+    int64_t n, c, h, w;
+    int64_t kh, kw, oh, ow;
+    int64_t stride_h, stride_w;
+    int64_t pad_top, pad_bottom, pad_left, pad_right;
+    int64_t dil_h, dil_w;
+    int mode;
+    const void *x; int64_t xs_n, xs_c, xs_h, xs_w;
+    void *y;
+} fc_pool_args;
+
+int fc_spool2d(const fc_pool_args *args);
+int fc_dpool2d(const fc_pool_args *args);
+
 /* CDEF END */
 
 #ifdef __cplusplus

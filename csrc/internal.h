@@ -129,6 +129,14 @@ typedef struct {
 
 /* ---- end conv ---- */
 
+/* ---- pooling (csrc/conv/pool*.c): one (n, c) plane of fc_pool_args at x into y ---- */
+typedef struct {
+    void (*plane)(const fc_pool_args *a, const void *x, void *y);
+} fc_pool_kernels;
+extern const fc_pool_kernels fc_spool_generic, fc_dpool_generic;
+extern const fc_pool_kernels fc_spool_avx2, fc_dpool_avx2;
+extern const fc_pool_kernels fc_spool_avx512, fc_dpool_avx512;
+
 /* The run-time kernel table, filled once from CPUID (dispatch.c). */
 typedef struct {
     const char *isa;        /* "generic", "avx2", "avx512" */
@@ -137,6 +145,7 @@ typedef struct {
     /* ---- conv entries (csrc/conv/) ---- */
     const fc_conv_kernels *sconv, *dconv;
     /* ---- end conv entries ---- */
+    const fc_pool_kernels *spool, *dpool;
 } fc_kernel_table;
 
 /* Per-ISA conv kernels (csrc/conv/conv_direct_*.c). */

@@ -86,3 +86,59 @@ def test_conv_edges(isa, dtype):
                     assert close(got, want, True), \
                         f"conv2d {algo} {layout} x{shape} w{weight.shape} {kw_}: " \
                         + mismatch(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("isa", c_isas())
+def test_packed_weight_edges(isa, dtype):
+    """Weights packed once (fastconv.PackedWeight) across tile and cache-block
+    edges: every conv edge case and GEMM operand side, against the oracle."""
+    rng = np.random.default_rng(4)
+    with using_isa(isa):
+        for m, n, k in [(2, 1, 1), (5, 33, 7), (17, 9, 513), (31, 65, 257), (300, 37, 700)]:
+            x, w, b = ints(rng, (m, k), dtype), ints(rng, (n, k), dtype), ints(rng, (n,), dtype)
+            got = fastconv.linear(x, fastconv.PackedWeight(w, b))
+            want = fastconv.linear(x, w, b, backend="numpy")
+            assert close(got, want, True), f"linear {m}x{k} @ {n}: " + mismatch(got, want)
+        for n, c, h, w, k, kh, kw, stride, padding, dilation, groups in conv_cases():
+            for layout in ("NCHW", "NHWC"):
+                shape = (n, c, h, w) if layout == "NCHW" else (n, h, w, c)
+                x = ints(rng, shape, dtype)
+                weight, bias = ints(rng, (k, c // groups, kh, kw), dtype), ints(rng, (k,), dtype)
+                kw_ = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+                           layout=layout)
+                pw = fastconv.PackedWeight(weight, bias)
+                want = fastconv.conv2d(x, weight, bias, backend="numpy", **kw_)
+                for algo in ("auto", "direct", "im2col"):
+                    got = fastconv.conv2d(x, pw, algorithm=algo, backend="c", **kw_)
+                    assert close(got, want, True), \
+                        f"packed conv2d {algo} {layout} x{shape} w{weight.shape} {kw_}: " \
+                        + mismatch(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("isa", c_isas())
+def test_pool_edges(isa, dtype):
+    """Pooling windows at every border: padding, ceil_mode, dilation, stride >
+    kernel, 1x1 maps, widths around vector lengths, strided input."""
+    rng = np.random.default_rng(5)
+    cases = [((1, 2, 1, 1), 1, 1, 0, 1, False), ((1, 2, 1, 1), 3, 1, 1, 1, False),
+             ((2, 3, 7, 7), 3, 2, 1, 1, True), ((1, 2, 6, 6), 2, 2, 1, 1, True),
+             ((1, 2, 11, 9), 2, 4, 1, 1, True), ((1, 2, 12, 12), 3, 1, 1, 2, True),
+             ((1, 2, 5, 6), 5, 1, 2, 1, False), ((1, 1, 4, 5), (4, 5), 1, 0, 1, False)]
+    cases += [((1, 2, 5, w), 3, s, 1, 1, True) for w in (7, 8, 9, 15, 16, 17, 33, 65)
+              for s in (1, 2, 3)]
+    with using_isa(isa):
+        for i, (shape, k, s, pad, dil, ceil) in enumerate(cases):
+            x = laid_out(ints(rng, shape, dtype), ("contiguous", "reversed", "strided")[i % 3],
+                         rng)
+            want = fastconv.max_pool2d(x, k, s, pad, dil, ceil, backend="numpy")
+            got = fastconv.max_pool2d(x, k, s, pad, dil, ceil, backend="c")
+            assert close(got, want, True), f"max_pool2d {shape} {k} {s} {pad} {dil}: " + \
+                mismatch(got, want)
+            if dil == 1:
+                for inc in (True, False):
+                    want = fastconv.avg_pool2d(x, k, s, pad, ceil, inc, backend="numpy")
+                    got = fastconv.avg_pool2d(x, k, s, pad, ceil, inc, backend="c")
+                    assert close(got, want, False), f"avg_pool2d {shape} {k} {s} {pad}: " + \
+                        mismatch(got, want)

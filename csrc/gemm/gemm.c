@@ -6,7 +6,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#include "../internal.h"
+#include "../packed.h"
 
 /* Split `extent` into `parts` ranges whose boundaries are multiples of
  * `align`; range `idx` is [*lo, *hi) (possibly empty). */
@@ -92,6 +92,11 @@ static void *thread_scratch(size_t bytes)
 #define STORE_TILE fc_store_tile_f32
 #include "gemv.inc"
 #include "gemm_impl.inc"
+#define PACK fc_sgemm_pack
+#define RUN_PACKED fc_sgemm_packed
+#include "packed.inc"
+#undef PACK
+#undef RUN_PACKED
 #undef T
 #undef SUFFIX
 #undef NAME
@@ -107,3 +112,6 @@ static void *thread_scratch(size_t bytes)
 #define STORE_TILE fc_store_tile_f64
 #include "gemv.inc"
 #include "gemm_impl.inc"
+#define PACK fc_dgemm_pack
+#define RUN_PACKED fc_dgemm_packed
+#include "packed.inc"

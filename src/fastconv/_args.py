@@ -309,6 +309,63 @@ def linear_args(x, weight, bias):
     return x, weight, bias
 
 
+@dataclass(frozen=True)
+class PoolParams:
+    """A fully resolved 2-D pooling problem on NCHW input."""
+    n: int
+    c: int
+    h: int
+    w: int
+    kh: int
+    kw: int
+    oh: int
+    ow: int
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int]  # top, bottom, left, right
+    dilation: tuple[int, int]
+    mode: str                           # "max", "avg" or "avg_exclude_pad"
+
+    @property
+    def out_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.c, self.oh, self.ow)
+
+
+def _pool_extent(what, size, k, dil, s, before, after, ceil_mode):
+    """Output length along one axis, as torch (pooling_output_shape)."""
+    span = size + before + after - dil * (k - 1) - 1
+    if span < 0:
+        raise ValueError(f"{what}: window {dil * (k - 1) + 1} is larger than the padded "
+                         f"input {size + before + after}")
+    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + before:
+        out -= 1  # the last window must start inside the input or its leading padding
+    return out
+
+
+def pool2d_args(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode):
+    """Validate max/avg pooling arguments; return (x, PoolParams).  padding:
+    int, pair or ((top, bottom), (left, right)), each side at most half the
+    kernel (as torch)."""
+    x = float_array("x", x)
+    if x.ndim != 4:
+        raise ValueError(f"{what} takes x of shape (N, C, H, W); got {x.shape}")
+    kh, kw = pair("kernel_size", kernel_size, 1)
+    stride = (kh, kw) if stride is None else pair("stride", stride, 1)
+    dilation = pair("dilation", dilation, 1)
+    if isinstance(padding, str):
+        raise ValueError(f"padding must be an int, a pair or ((top, bottom), (left, right)); "
+                         f"got {padding!r}")
+    pad = padding4(padding, kh, kw, dilation, stride)
+    if max(pad[0], pad[1]) > kh // 2 or max(pad[2], pad[3]) > kw // 2:
+        raise ValueError(f"padding {pad} (top, bottom, left, right) must be at most half of "
+                         f"kernel_size {(kh, kw)}")
+    ceil_mode = flag("ceil_mode", ceil_mode)
+    n, c, h, w = x.shape
+    oh = _pool_extent(what, h, kh, dilation[0], stride[0], pad[0], pad[1], ceil_mode)
+    ow = _pool_extent(what, w, kw, dilation[1], stride[1], pad[2], pad[3], ceil_mode)
+    return x, PoolParams(n, c, h, w, kh, kw, oh, ow, stride, pad, dilation, mode)
+
+
 # ---- command-line arguments (argparse types: checked before any work runs) ----
 
 def _cli_error(message: str):

@@ -6,6 +6,7 @@ import numpy as np
 from . import _args, lower
 from .backends import get as _backend
 from .config import resolve_backend
+from .packed import PackedWeight
 
 
 def _result(out, shape, dtype, *inputs):
@@ -40,8 +41,12 @@ def matmul(a, b, *, backend=None, out=None):
 
 def linear(x, weight, bias=None, *, backend=None, out=None, relu=False):
     """x @ weight.T + bias, with weight (out_features, in_features), as torch's F.linear.
-    relu=True applies ReLU in the kernel's store."""
+    weight may be a PackedWeight (holding the bias).  relu=True applies ReLU
+    in the kernel's store."""
     be = resolve_backend(backend)
+    packed = None
+    if isinstance(weight, PackedWeight):
+        packed, (weight, bias) = weight, weight.unpack("linear", bias, 2)
     x, weight, bias = _args.linear_args(x, weight, bias)
     relu = _args.flag("relu", relu)
     shape = x.shape[:-1] + (weight.shape[0],)
@@ -49,8 +54,21 @@ def linear(x, weight, bias=None, *, backend=None, out=None, relu=False):
     target, out = _result(out, shape, x.dtype, x, weight, bias)
     if target.size:
         x2, y2 = (x, target) if x.ndim == 2 else (x[None], target[None])
-        _backend(be).gemm(x2, weight.T, y2, bias, 1, relu)
+        _gemm(_backend(be).gemm, x2, weight.T, y2, bias, 1, relu,
+              packed if be == "c" else None, ("b", 0))
     return _finish(target, out)
+
+
+def _gemm(gemm, a, b, y, bias, bias_axis, relu, packed, key):
+    """gemm(a, b, y, ...), the weight operand (key[0]: "a" or "b") read from its
+    pack in `packed` when there is one (C backend).  A matrix-vector product
+    (M or N = 1) streams the weight where it lies, so it gets no pack."""
+    if packed is None or a.shape[0] == 1 or b.shape[1] == 1 or a.shape[1] == 0:
+        gemm(a, b, y, bias, bias_axis, relu)
+    else:
+        side = key[0]
+        pk = packed.gemm_operand(key, side, a if side == "a" else b)
+        gemm(a, b, y, bias, bias_axis, relu, packed=pk)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -58,13 +76,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     """2-D convolution with torch.nn.functional.conv2d semantics.
 
     x is (N, C, H, W), or (N, H, W, C) with layout="NHWC" (the output then is
-    NHWC too); weight is (K, C/groups, kh, kw).  padding: int, pair,
+    NHWC too); weight is (K, C/groups, kh, kw), or a PackedWeight holding it
+    and the bias (fastconv.packed: no weight work per call).  padding: int, pair,
     ((top, bottom), (left, right)), "valid" or "same".  algorithm: "auto",
     "direct" or "im2col"; fastconv.lower.conv2d shows what each one runs.
     relu=True applies ReLU in the kernel's store.
     """
     be = resolve_backend(backend)
     _args.choice("algorithm", algorithm, _args.ALGORITHMS)
+    packed = None
+    if isinstance(weight, PackedWeight):
+        packed, (weight, bias) = weight, weight.unpack("conv2d", bias, 4)
     x, weight, bias, p = _args.conv2d_args(x, weight, bias, stride, padding, dilation,
                                            groups, layout)
     relu = _args.flag("relu", relu)
@@ -74,22 +96,28 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         return _finish(target, out)
     plan = lower.plan_conv(p, x.itemsize, algorithm, be)
     kernels = _backend(be)
+    packed = packed if be == "c" else None
     if be == "numpy":
         kernels.conv2d(x, weight, bias, p, None, target, 0, relu)
     elif plan.algorithm == "gemm":
-        _conv_as_gemm(kernels.gemm, x, weight, bias, p, target, relu)
+        _conv_as_gemm(kernels.gemm, x, weight, bias, p, target, relu, packed)
+    elif packed is not None:
+        kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu,
+                       packed=packed.conv(plan.algorithm, p.groups, p.layout))
     else:
         kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu)
     return _finish(target, out)
 
 
-def _conv_as_gemm(gemm, x, weight, bias, p, y, relu):
-    """Run a full-size or 1x1 conv as the GEMM it is (see fastconv.lower)."""
+def _conv_as_gemm(gemm, x, weight, bias, p, y, relu, packed=None):
+    """Run a full-size or 1x1 conv as the GEMM it is (see fastconv.lower);
+    packed: the PackedWeight of weight (C backend), or None."""
     if p.is_full_size:
         # An FC layer: y[N, K] = x[N, C*H*W] @ weight[K, C*H*W].T -- the very
         # call linear() makes, so the two agree bit for bit.
         xm = x.reshape(p.n, -1) if p.layout == "NCHW" else x.transpose(0, 3, 1, 2).reshape(p.n, -1)
-        gemm(xm, weight.reshape(p.k, -1).T, y.reshape(p.n, p.k), bias, 1, relu)
+        _gemm(gemm, xm, weight.reshape(p.k, -1).T, y.reshape(p.n, p.k), bias, 1, relu, packed,
+              ("b", 0))
         return
     cg, kg = p.c // p.groups, p.k // p.groups
     for g in range(p.groups):
@@ -97,8 +125,10 @@ def _conv_as_gemm(gemm, x, weight, bias, p, y, relu):
         bg = None if bias is None else bias[g * kg:(g + 1) * kg]
         if p.layout == "NHWC":  # y[NHW, K] = x[NHW, C] @ weight[K, C].T
             xm = x[..., g * cg:(g + 1) * cg].reshape(-1, cg)
-            gemm(xm, wg.T, y.reshape(-1, p.k)[:, g * kg:(g + 1) * kg], bg, 1, relu)
+            _gemm(gemm, xm, wg.T, y.reshape(-1, p.k)[:, g * kg:(g + 1) * kg], bg, 1, relu,
+                  packed, ("b", g, p.groups))
         else:                   # per image: y[n][K, HW] = weight[K, C] @ x[n][C, HW]
             for n in range(p.n):
                 xm = x[n, g * cg:(g + 1) * cg].reshape(cg, -1)
-                gemm(wg, xm, y[n, g * kg:(g + 1) * kg].reshape(kg, -1), bg, 0, relu)
+                _gemm(gemm, wg, xm, y[n, g * kg:(g + 1) * kg].reshape(kg, -1), bg, 0, relu,
+                      packed, ("a", g, p.groups))

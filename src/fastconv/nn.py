@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _args, api, lower
 from .convert import fc_to_conv
+from .packed import PackedWeight
 
 
 class Lazy:
@@ -140,6 +141,15 @@ class _Weighted(Module):
         n = int(np.prod(self.weight_shape))
         return n + (0 if self._bias is None else self.weight_shape[0])
 
+    def packed(self) -> PackedWeight:
+        """weight and bias packed for the kernels, made at the first call and
+        kept while the layer keeps the same weight and bias arrays."""
+        w, b = self.weight, self.bias
+        packed_from = getattr(self, "_packed", None)  # (weight, bias, their PackedWeight)
+        if packed_from is None or packed_from[0] is not w or packed_from[1] is not b:
+            packed_from = self._packed = (w, b, PackedWeight(w, b))
+        return packed_from[2]
+
 
 class Conv2d(_Weighted):
     """conv2d with fixed weight (K, C/groups, kh, kw) and optional bias (K,)."""
@@ -160,7 +170,7 @@ class Conv2d(_Weighted):
 
     def forward(self, x, relu=False):
         x = _input(self, x, dtype=self.weight.dtype)
-        return api.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+        return api.conv2d(x, self.packed(), None, self.stride, self.padding, self.dilation,
                           self.groups, algorithm=self.algorithm, relu=relu)
 
     def _params(self, shape):
@@ -191,7 +201,7 @@ class Linear(_Weighted):
 
     def forward(self, x, relu=False):
         x = _input(self, x, dtype=self.weight.dtype)
-        return api.linear(x, self.weight, self.bias, relu=relu)
+        return api.linear(x, self.packed(), relu=relu)
 
     def output_shape(self, shape):
         if _args.shape("input_shape", shape) != (self.weight_shape[1],):

@@ -7,6 +7,12 @@ gemm(a, b, out, bias=None, bias_axis=1, relu=False)
 conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False)
     algorithm is "direct" or "im2col"; x in p.layout with any strides, weight
     contiguous (K, C/groups, kh, kw), out C-contiguous of shape p.out_shape.
+pool2d(x, p, out)
+    max or average pooling (p: fastconv._args.PoolParams) of NCHW x, any
+    strides, into out, C-contiguous of shape p.out_shape.
+
+The C backend's gemm and conv2d also take packed= (a pack made by its
+pack_gemm / pack_conv, see fastconv.packed), which the others never receive.
 
 Lowering to GEMM without a copy (full-size and 1x1 convs) happens above the
 backends, in fastconv.api, so every backend runs those through its gemm.

@@ -19,6 +19,19 @@ _CONV = {
     ("im2col", np.dtype(np.float32)): lib.fc_sconv_im2col,
     ("im2col", np.dtype(np.float64)): lib.fc_dconv_im2col,
 }
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_CONV_PACK = {("direct", _F32): lib.fc_sconv_pack, ("direct", _F64): lib.fc_dconv_pack,
+              ("im2col", _F32): lib.fc_sconv_pack_im2col,
+              ("im2col", _F64): lib.fc_dconv_pack_im2col}
+_CONV_PACKED = {("direct", _F32): lib.fc_sconv_direct_packed,
+                ("direct", _F64): lib.fc_dconv_direct_packed,
+                ("im2col", _F32): lib.fc_sconv_im2col_packed,
+                ("im2col", _F64): lib.fc_dconv_im2col_packed}
+_GEMM_PACK = {_F32: lib.fc_sgemm_pack, _F64: lib.fc_dgemm_pack}
+_GEMM_PACKED = {_F32: lib.fc_sgemm_packed, _F64: lib.fc_dgemm_packed}
+_POOL = {_F32: lib.fc_spool2d, _F64: lib.fc_dpool2d}
+_POOL_MODE = {"max": lib.FC_POOL_MAX, "avg": lib.FC_POOL_AVG,
+              "avg_exclude_pad": lib.FC_POOL_AVG_EXCLUDE_PAD}
 
 
 def _walkable(arr: np.ndarray) -> bool:
@@ -72,7 +85,8 @@ def gemm_args(a, b, c, bias, bias_mode, relu, accumulate=False) -> dict:
             "relu": int(relu), "accumulate": int(accumulate)}
 
 
-def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
+def gemm(a, b, out, bias=None, bias_axis=1, relu=False, packed=None):
+    """packed: a or b packed once by pack_gemm (the call then reads that operand there)."""
     a, b = _usable(a), _usable(b)
     target = out if _walkable(out) else np.empty(out.shape, out.dtype)
     if bias is None:
@@ -82,7 +96,7 @@ def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
         bias_mode = lib.FC_BIAS_PER_ROW if bias_axis == 0 else lib.FC_BIAS_PER_COL
     use_threads()
     g = ffi.new("fc_gemm_args *", gemm_args(a, b, target, bias, bias_mode, relu))
-    _check(_GEMM[a.dtype](g))
+    _check(_GEMM[a.dtype](g) if packed is None else _GEMM_PACKED[a.dtype](g, packed))
     if target is not out:
         out[...] = target
 
@@ -103,14 +117,63 @@ def conv_args(x, weight, bias, p, out, ws, relu) -> dict:
             "ws": _ptr(ws), "ws_bytes": 0 if ws is None else ws.nbytes}
 
 
-def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
+def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, packed=None):
+    """packed: the weights packed once by pack_conv for `algorithm` (direct: with
+    the bias; im2col: the weight must still be passed)."""
     x = _usable(x)
     weight = _contiguous(weight)
     bias = None if bias is None else _contiguous(bias)
     ws = np.empty(workspace_bytes, np.uint8) if algorithm == "im2col" else None
     a = ffi.new("fc_conv_args *", conv_args(x, weight, bias, p, out, ws, relu))
     use_threads()
-    _check(_CONV[algorithm, x.dtype](a))
+    if packed is None:
+        _check(_CONV[algorithm, x.dtype](a))
+    else:
+        _check(_CONV_PACKED[algorithm, x.dtype](a, packed))
+
+
+def _owned(ptr):
+    """A fresh fc_packed, freed with the cdata that holds it."""
+    if ptr == ffi.NULL:
+        raise MemoryError("fastconv C core: out of memory")
+    return ffi.gc(ptr, lib.fc_packed_free, size=lib.fc_packed_bytes(ptr))
+
+
+def pack_conv(weight, bias, groups, algorithm="direct", layout="NCHW"):
+    """The weight layout of `algorithm` ("direct": with the bias; "im2col": each
+    group's GEMM operand for `layout`) on the active ISA (csrc/conv/packed.inc)."""
+    weight = _contiguous(weight)
+    bias = None if bias is None else _contiguous(bias)
+    a = ffi.new("fc_conv_args *")
+    a.k, cg, a.kh, a.kw = weight.shape
+    a.c, a.groups = cg * groups, groups
+    a.weight, a.bias = _ptr(weight), _ptr(bias)
+    a.layout = lib.FC_NCHW if layout == "NCHW" else lib.FC_NHWC
+    return _owned(_CONV_PACK[algorithm, weight.dtype](a))
+
+
+def pack_gemm(mat, side):
+    """GEMM operand mat (side "a": the m x k A, "b": the k x n B) in the active
+    ISA's micro-panels (csrc/gemm/packed.inc)."""
+    mat = _usable(mat)
+    g = ffi.new("fc_gemm_args *")
+    if side == "a":
+        g.m, g.k = mat.shape
+        g.a, (g.rsa, g.csa) = _ptr(mat), _estrides(mat)
+    else:
+        g.k, g.n = mat.shape
+        g.b, (g.rsb, g.csb) = _ptr(mat), _estrides(mat)
+    return _owned(_GEMM_PACK[mat.dtype](g, lib.FC_PACK_A if side == "a" else lib.FC_PACK_B))
+
+
+def pool2d(x, p, out):
+    """Max or average pooling (fastconv._args.PoolParams) of NCHW x into contiguous out."""
+    x = _usable(x)
+    a = ffi.new("fc_pool_args *", (
+        p.n, p.c, p.h, p.w, p.kh, p.kw, p.oh, p.ow, p.stride[0], p.stride[1], *p.padding,
+        p.dilation[0], p.dilation[1], _POOL_MODE[p.mode], _ptr(x), *_estrides(x), _ptr(out)))
+    use_threads()
+    _check(_POOL[x.dtype](a))
 
 
 def place_workers(n: int) -> None:

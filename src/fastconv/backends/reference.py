@@ -40,3 +40,27 @@ def conv2d(x, weight, bias, p, algorithm=None, out=None, workspace_bytes=0, relu
     if p.layout == "NHWC":
         y = y.transpose(0, 2, 3, 1)
     out[...] = y
+
+
+def pool2d(x, p, out):
+    """Max or average pooling by its definition: every window's taps inside
+    the input, listed one output at a time."""
+    x = np.asarray(x, np.float64)
+    (sh, sw), (dh, dw) = p.stride, p.dilation
+    top, bottom, left, right = p.padding
+    y = np.empty((p.n, p.c, p.oh, p.ow))
+    for oy in range(p.oh):
+        for ox in range(p.ow):
+            y0, x0 = oy * sh - top, ox * sw - left
+            rows = [r for r in range(y0, y0 + dh * p.kh, dh) if 0 <= r < p.h]
+            cols = [q for q in range(x0, x0 + dw * p.kw, dw) if 0 <= q < p.w]
+            win = x[:, :, rows][:, :, :, cols].reshape(p.n, p.c, -1)
+            if p.mode == "max":
+                y[:, :, oy, ox] = win.max(axis=2, initial=-np.inf)
+                continue
+            if p.mode == "avg":  # the window cut at the padded input's edge, padding counted
+                count = (min(y0 + p.kh, p.h + bottom) - y0) * (min(x0 + p.kw, p.w + right) - x0)
+            else:
+                count = len(rows) * len(cols)
+            y[:, :, oy, ox] = win.sum(axis=2) / count
+    out[...] = y

@@ -1,0 +1,36 @@
+/* Pooling entry points (fastconv.h): the planes of N x C split over the
+ * threads, each plane pooled by the active ISA's kernel (pool.inc). */
+#include <omp.h>
+#include "../internal.h"
+
+static int pool_run(const fc_pool_args *a, const fc_pool_kernels *kern, int64_t elsize)
+{
+    if (!a)
+        return FC_EINVAL;
+    assert(a->kh > 0 && a->kw > 0 && a->stride_h > 0 && a->stride_w > 0);
+    assert(a->dil_h > 0 && a->dil_w > 0);
+    if (a->n == 0 || a->c == 0 || a->oh <= 0 || a->ow <= 0)
+        return FC_OK;
+    const int64_t planes = a->n * a->c, out = a->oh * a->ow;
+    /* Fork only for ~100k taps or more per thread (counted in double: the
+     * product of huge windows and outputs need not fit in int64). */
+    const double useful = (double)planes * (double)out * (double)a->kh * (double)a->kw /
+                          (1 << 17) + 1;
+    const int nt = useful < fc_threads() ? (int)useful : fc_threads();
+    fc_place place;
+    fc_place_init(&place, nt);
+    #pragma omp parallel num_threads(nt)
+    {
+        fc_place_self(&place);
+        #pragma omp for schedule(static)
+        for (int64_t pl = 0; pl < planes; pl++) {
+            const int64_t n = pl / a->c, c = pl % a->c;
+            kern->plane(a, (const char *)a->x + (n * a->xs_n + c * a->xs_c) * elsize,
+                        (char *)a->y + pl * out * elsize);
+        }
+    }
+    return FC_OK;
+}
+
+int fc_spool2d(const fc_pool_args *a) { return pool_run(a, fc_kernels()->spool, sizeof(float)); }
+int fc_dpool2d(const fc_pool_args *a) { return pool_run(a, fc_kernels()->dpool, sizeof(double)); }

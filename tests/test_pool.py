@@ -1,0 +1,196 @@
+"""Pooling kernels (fastconv.max_pool2d / avg_pool2d / global_*): every backend
+against a first-principles loop written here, and against torch."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import fastconv
+from checks import DTYPES, assert_close
+
+BACKENDS = ["c", "numba", "numpy"]
+
+
+def loop_pool(x, k, s, pad, dil, ceil_mode, mode, count_include_pad=True):
+    """Pooling by the definition, one output at a time in float64 (symmetric padding)."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = k, s, pad, dil
+
+    def extent(size, k_, s_, p_, d_):
+        num = size + 2 * p_ - d_ * (k_ - 1) - 1
+        out = (math.ceil(num / s_) if ceil_mode else num // s_) + 1
+        if ceil_mode and (out - 1) * s_ >= size + p_:
+            out -= 1
+        return out
+
+    oh, ow = extent(h, kh, sh, ph, dh), extent(w, kw, sw, pw, dw)
+    y = np.zeros((n, c, oh, ow))
+    for b, ch, oy, ox in itertools.product(range(n), range(c), range(oh), range(ow)):
+        vals = [float(x[b, ch, oy * sh - ph + i * dh, ox * sw - pw + j * dw])
+                for i in range(kh) for j in range(kw)
+                if 0 <= oy * sh - ph + i * dh < h and 0 <= ox * sw - pw + j * dw < w]
+        if mode == "max":
+            y[b, ch, oy, ox] = -np.inf if not vals else \
+                (np.nan if any(v != v for v in vals) else max(vals))
+        else:
+            if count_include_pad:
+                rows = min(oy * sh - ph + kh, h + ph) - (oy * sh - ph)
+                cols = min(ox * sw - pw + kw, w + pw) - (ox * sw - pw)
+                count = rows * cols
+            else:
+                count = len(vals)
+            y[b, ch, oy, ox] = sum(vals) / count
+    return y
+
+
+# (shape, kernel, stride, padding, dilation, ceil_mode)
+CASES = [
+    ((2, 3, 8, 8), 2, None, 0, 1, False),
+    ((1, 4, 9, 11), 3, 2, 1, 1, False),
+    ((1, 4, 9, 11), 3, 2, 1, 1, True),
+    ((2, 2, 7, 7), 3, 2, 0, 1, True),      # ceil_mode adds a partial window
+    ((1, 2, 6, 6), 2, 2, 1, 1, True),      # ... that would start in the padding: dropped
+    ((1, 3, 5, 5), 2, 3, 0, 1, True),
+    ((1, 2, 10, 13), (3, 2), (1, 3), (1, 1), 1, False),
+    ((2, 3, 1, 1), 1, 1, 0, 1, False),     # 1x1 map
+    ((1, 2, 1, 1), 3, 1, 1, 1, False),     # 1x1 map, padding k/2
+    ((1, 3, 12, 12), 5, 1, 2, 1, False),   # padding = k/2
+    ((1, 2, 11, 9), 2, 4, 0, 1, False),    # stride > kernel
+    ((1, 2, 11, 9), 2, 4, 1, 1, True),
+    ((3, 5, 40, 70), 3, 1, 1, 1, False),   # long rows: full vectors
+    ((2, 3, 56, 57), 3, 2, 1, 1, True),
+]
+DIL_CASES = [((1, 2, 12, 12), 3, 1, 1, 2, False), ((1, 3, 10, 14), (2, 3), 2, 1, (3, 2), True)]
+
+
+def _pairs(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _data(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES + DIL_CASES, ids=str)
+def test_max_pool_matches_loop(case, dtype, backend):
+    shape, k, s, pad, dil, ceil = case
+    x = _data(shape, dtype, len(str(case)))
+    y = fastconv.max_pool2d(x, k, s, pad, dil, ceil, backend=backend)
+    want = loop_pool(x, _pairs(k), _pairs(s if s is not None else k), _pairs(pad), _pairs(dil),
+                     ceil, "max")
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(y, want.astype(dtype))  # a max is exact
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("include_pad", [True, False])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_avg_pool_matches_loop(case, dtype, include_pad, backend):
+    shape, k, s, pad, _, ceil = case
+    x = _data(shape, dtype, len(str(case)))
+    y = fastconv.avg_pool2d(x, k, s, pad, ceil, include_pad, backend=backend)
+    want = loop_pool(x, _pairs(k), _pairs(s if s is not None else k), _pairs(pad), (1, 1),
+                     ceil, "avg", include_pad)
+    assert_close(y, want, dtype)
+
+
+def test_every_isa(isa):
+    for case in CASES[:6] + CASES[-2:]:
+        shape, k, s, pad, dil, ceil = case
+        x = _data(shape, np.float32, 7)
+        ref = fastconv.max_pool2d(x, k, s, pad, dil, ceil, backend="numpy")
+        np.testing.assert_array_equal(fastconv.max_pool2d(x, k, s, pad, dil, ceil), ref)
+        ref = fastconv.avg_pool2d(x, k, s, pad, ceil, False, backend="numpy")
+        assert_close(fastconv.avg_pool2d(x, k, s, pad, ceil, False), ref)
+        assert_close(fastconv.global_avg_pool2d(x), x.astype(np.float64).mean((2, 3), keepdims=True))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(2, 3, 7, 7), (1, 2, 1, 1), (1, 4, 33, 65), (2, 1, 3, 100)])
+def test_global_pools(shape, backend):
+    x = _data(shape, np.float32, 3)
+    assert_close(fastconv.global_avg_pool2d(x, backend=backend),
+                 x.astype(np.float64).mean((2, 3), keepdims=True))
+    np.testing.assert_array_equal(fastconv.global_max_pool2d(x, backend=backend),
+                                  x.max((2, 3), keepdims=True))
+    xt = np.swapaxes(x, 2, 3)  # rows not contiguous: the per-row path
+    np.testing.assert_array_equal(fastconv.global_max_pool2d(xt, backend=backend),
+                                  xt.max((2, 3), keepdims=True))
+    assert_close(fastconv.global_avg_pool2d(xt, backend=backend),
+                 xt.astype(np.float64).mean((2, 3), keepdims=True))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_contiguous_and_nan(backend):
+    base = _data((3, 8, 20, 30), np.float64, 5)
+    x = base[::-1, ::2, 1::2, ::-3]          # negative and non-unit strides
+    want = loop_pool(x, (3, 3), (2, 2), (1, 1), (1, 1), True, "max")
+    np.testing.assert_array_equal(fastconv.max_pool2d(x, 3, 2, 1, ceil_mode=True,
+                                                      backend=backend), want)
+    assert_close(fastconv.avg_pool2d(x, 3, 2, 1, backend=backend),
+                 loop_pool(x, (3, 3), (2, 2), (1, 1), (1, 1), False, "avg"))
+    y = np.array(x)
+    y[0, 0, 2, 2] = np.nan
+    y[0, 1, :, :] = -np.inf
+    got = fastconv.max_pool2d(y, 2, backend=backend)
+    assert np.isnan(got[0, 0, 1, 1]) and np.isnan(fastconv.global_max_pool2d(y, backend=backend)[0, 0, 0, 0])
+    assert np.all(got[0, 1] == -np.inf)
+    np.testing.assert_array_equal(got, loop_pool(y, (2, 2), (2, 2), (0, 0), (1, 1), False, "max"))
+
+
+def test_pool_bad_input():
+    x = np.zeros((1, 2, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="at most half"):
+        fastconv.max_pool2d(x, 2, padding=2)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        fastconv.max_pool2d(x, 7)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        fastconv.avg_pool2d(x[0], 2)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fastconv.max_pool2d(x.astype(np.int32), 2)
+    with pytest.raises(ValueError, match="kernel_size"):
+        fastconv.max_pool2d(x, 0)
+    with pytest.raises(ValueError, match="stride"):
+        fastconv.avg_pool2d(x, 2, stride=(1, 0))
+    with pytest.raises(ValueError, match="dilation"):
+        fastconv.max_pool2d(x, 2, dilation=0)
+    with pytest.raises(ValueError, match="ceil_mode"):
+        fastconv.max_pool2d(x, 2, ceil_mode=1)
+    with pytest.raises(ValueError, match="count_include_pad"):
+        fastconv.avg_pool2d(x, 2, count_include_pad="yes")
+    with pytest.raises(ValueError, match="padding"):
+        fastconv.max_pool2d(x, 2, padding="same")
+    with pytest.raises(ValueError, match="backend"):
+        fastconv.max_pool2d(x, 2, backend="cuda")
+    with pytest.raises(ValueError, match="H, W >= 1"):
+        fastconv.global_avg_pool2d(np.zeros((1, 2, 0, 3), np.float32))
+    assert fastconv.max_pool2d(np.zeros((0, 2, 5, 5), np.float32), 2).shape == (0, 2, 2, 2)
+
+
+TORCH_CASES = CASES + DIL_CASES + [((2, 64, 112, 112), 3, 2, 1, 1, False),
+                                   ((1, 3, 13, 13), 3, 2, 0, 1, True)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", TORCH_CASES, ids=str)
+def test_against_torch(case, dtype):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    shape, k, s, pad, dil, ceil = case
+    x = _data(shape, dtype, 11)
+    t = torch.from_numpy(x)
+    stride = s if s is not None else k
+    want = F.max_pool2d(t, k, stride, pad, dil, ceil_mode=ceil).numpy()
+    np.testing.assert_array_equal(fastconv.max_pool2d(x, k, s, pad, dil, ceil), want)
+    if dil == 1:
+        for inc in (True, False):
+            want = F.avg_pool2d(t, k, stride, pad, ceil_mode=ceil, count_include_pad=inc).numpy()
+            assert_close(fastconv.avg_pool2d(x, k, s, pad, ceil, inc), want.astype(np.float64),
+                         dtype)
+    want = F.adaptive_avg_pool2d(t, 1).numpy()
+    assert_close(fastconv.global_avg_pool2d(x), want.astype(np.float64), dtype)
