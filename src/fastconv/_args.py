@@ -333,12 +333,12 @@ class PoolParams:
 def _pool_extent(what, size, k, dil, s, before, after, ceil_mode):
     """Output length along one axis, as torch (pooling_output_shape)."""
     span = size + before + after - dil * (k - 1) - 1
-    if span < 0:
-        raise ValueError(f"{what}: window {dil * (k - 1) + 1} is larger than the padded "
-                         f"input {size + before + after}")
     out = (span + (s - 1 if ceil_mode else 0)) // s + 1
     if ceil_mode and (out - 1) * s >= size + before:
         out -= 1  # the last window must start inside the input or its leading padding
+    if out < 1:  # with ceil_mode one window may overhang a smaller input, as in torch
+        raise ValueError(f"{what}: window {dil * (k - 1) + 1} is larger than the padded "
+                         f"input {size + before + after}")
     return out
 
 

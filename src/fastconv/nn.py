@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _args, api, lower
+from . import _args, api, lower, pool
 from .convert import fc_to_conv
 from .packed import PackedWeight
 
@@ -314,6 +314,9 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x):
         x = _input(self, x, "(N, C, H, W)", ndim=4, ints=True)
+        if x.dtype.kind == "f":
+            return pool.max_pool2d(x, self.kernel_size, self.stride, self.padding, 1,
+                                   self.ceil_mode)
         if self.padding == (0, 0):
             return self._unpadded(x)
         # Padding never wins a window (each holds an input pixel); integers are exact.
@@ -356,16 +359,7 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x):
         x = _input(self, x, "(N, C, H, W)", ndim=4)
-        taps = self._windows(x, 0)
-        y = next(taps).copy()
-        for t in taps:
-            y += t
-        _, oh, ow = y.shape[1:]
-        counts = [np.minimum(np.arange(o) * s + k, size + 2 * p) - np.arange(o) * s
-                  for o, s, k, p, size in zip((oh, ow), self.stride, self.kernel_size,
-                                              self.padding, x.shape[2:])]
-        y *= (1.0 / np.outer(*counts)).astype(x.dtype)
-        return y
+        return pool.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
 
 
 class GlobalAvgPool2d(Module):
@@ -373,7 +367,9 @@ class GlobalAvgPool2d(Module):
 
     def forward(self, x):
         x = _input(self, x, "(N, C, H, W)", ndim=4)  # integers refused, as torch's mean
-        return x.mean(axis=(2, 3), keepdims=True, dtype=x.dtype)
+        if x.shape[2] * x.shape[3] == 0:  # the mean of nothing, as torch: NaN
+            return np.full(x.shape[:2] + (1, 1), np.nan, x.dtype)
+        return pool.global_avg_pool2d(x)
 
     def output_shape(self, shape):
         return (_sample_shape(self, shape, 3, "(C, H, W)")[0], 1, 1)
