@@ -445,20 +445,32 @@ def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
                    bias, bias_axis, relu, mr_, nr_, ap, bp, spill)
 
 
-def _split(m, n, itemsize, nthreads):
+@numba.njit(**_runtime.JIT)
+def _split(m, n, mr, nr, ncb_panels, nthreads):
     """(row blocks, column blocks) of C, one task each: column blocks narrow
-    enough for their packed B to stay in L2, then more blocks until every
-    thread has the same number, splitting the dimension whose split repacks
-    the smaller operand (more column blocks repack A, more row blocks B)."""
-    mr, nr = tile(itemsize)
-    npa, npb = -(-m // mr), -(-n // nr)
-    n_jb, n_ib = -(-npb // blocking(itemsize)[1]), 1
+    enough for their packed B to stay in L2 (ncb_panels B panels each), then
+    more blocks until every thread has the same number, splitting the
+    dimension whose split repacks the smaller operand (more column blocks
+    repack A, more row blocks B)."""
+    npa, npb = (m + mr - 1) // mr, (n + nr - 1) // nr
+    n_jb, n_ib = (npb + ncb_panels - 1) // ncb_panels, 1
     while (n_ib * n_jb) % nthreads and (n_ib < npa or n_jb < npb):
         if (m <= n and n_jb < npb) or n_ib >= npa:
             n_jb += 1
         else:
             n_ib += 1
     return n_ib, n_jb
+
+
+@numba.njit(**_runtime.JIT)
+def run_kernel(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
+               m, n, k, bias, bias_axis, relu, nthreads):
+    """The GEMM on flat operands (see run), callable from Python and from
+    nopython code (fastconv.jit); m, n, k >= 1, c rows contiguous."""
+    mr, nr = tile_of(c)
+    n_ib, n_jb = _split(m, n, mr, nr, blocking_of(c)[1], nthreads)
+    _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
+          bias, bias_axis, relu, n_ib, n_jb, mr, nr, nthreads)
 
 
 def matrix(arr):
@@ -486,8 +498,8 @@ def run(a, b, m, n, k, out, bias=None, bias_axis=1, relu=False):
     target = out if direct else np.empty((m, n), out.dtype)
     c, c_off, (ldc, _) = _runtime.flat(target)
     bias_axis = -1 if bias is None else int(bias_axis)
-    _runtime.launch(_gemm, *a, *b, c, c_off, ldc, m, n, k, _runtime.vector(bias, out.dtype),
-                    bias_axis, bool(relu), *_split(m, n, item, nthreads), *tile(item), nthreads)
+    _runtime.launch(run_kernel, *a, *b, c, c_off, ldc, m, n, k,
+                    _runtime.vector(bias, out.dtype), bias_axis, bool(relu), nthreads)
     if target is not out:
         out[...] = target
 
