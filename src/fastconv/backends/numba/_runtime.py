@@ -39,7 +39,9 @@ Numba's choice.
 import threading
 
 import numba
+import numba.extending
 import numpy as np
+from numba.np.ufunc.parallel import _iget_num_threads, _launch_threads
 
 #: fastmath without 'nnan'/'ninf' (NaN and Inf must propagate through the
 #: kernels): contraction to FMA, no signed-zero or reciprocal exactness.
@@ -60,13 +62,53 @@ def use_threads() -> int:
     they too are kept off the caller's CPU, which spares them the 8 ms stalls
     csrc/threads.c describes (2-thread GEMM 784 x 128 x 1152: 6-8 of 64 calls
     stalled without)."""
-    from ...config import get_num_threads
-    n = max(1, min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    n = max(1, min(_fastconv_threads(), numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(n)
     if _omp_layer and n > 1:
-        from .. import c
-        c.place_workers(n)
+        _place_workers(n)
     return n
+
+
+def _fastconv_threads() -> int:
+    from ...config import get_num_threads
+    try:
+        return get_num_threads()
+    except ImportError:  # a config that keeps the count in the C core, which is absent
+        return numba.config.NUMBA_NUM_THREADS
+
+
+_placement = None  # the C core's fc_place_workers, False without the C core
+
+
+def _place_workers(n: int) -> None:
+    """The C core's worker placement, when the C core is there (it is an
+    optimisation only: without it the workers simply go unplaced)."""
+    global _placement
+    if _placement is None:
+        try:
+            from .. import c
+            _placement = c.place_workers
+        except ImportError:
+            _placement = False
+    if _placement:
+        _placement(n)
+
+
+def start_threading_layer() -> None:
+    """Load Numba's threading layer now.  Code compiled in another process
+    and loaded from a cache calls the layer's symbols by name, and Numba
+    loads the layer on such a load only for the functions that contain a
+    prange themselves, not for callers that link them in."""
+    _launch_threads()
+
+
+@numba.extending.register_jitable
+def num_threads():
+    """Numba's thread count for the calling thread, inside nopython code.
+    numba.get_num_threads() there calls through a ctypes pointer, which
+    stops Numba from caching the caller; this intrinsic (the one prange
+    itself uses) calls the threading layer's symbol by name."""
+    return _iget_num_threads()
 
 
 def launch(kernel, *args):
