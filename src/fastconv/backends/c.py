@@ -7,7 +7,13 @@ misaligned, are copied first.  cffi releases the GIL around every call.
 """
 import numpy as np
 
-from .._native import ffi, lib
+try:
+    from .._native import ffi, lib
+except ImportError as e:
+    raise ImportError(
+        f"fastconv's C core (fastconv._native) is not built or cannot be loaded ({e}); "
+        "build it with `python setup.py build_ext --inplace`, or use backend='numba' "
+        "or backend='numpy'") from e
 
 _GEMM = {np.dtype(np.float32): lib.fc_sgemm, np.dtype(np.float64): lib.fc_dgemm}
 _CONV = {
