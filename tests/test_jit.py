@@ -219,15 +219,21 @@ def test_against_torch():
 def test_parallel_user_code():
     """A user's parallel=True function calling fastconv.jit inside its prange."""
     @numba.njit(parallel=True)
-    def per_item(xs, w):
+    def per_item(xs, w, images, filters):
         out = np.empty((xs.shape[0], xs.shape[1], w.shape[0]), xs.dtype)
+        conv = np.empty((images.shape[0], filters.shape[0]) + images.shape[2:], xs.dtype)
         for i in numba.prange(xs.shape[0]):
             out[i] = fj.linear(xs[i], w)
-        return out
+            conv[i] = fj.conv2d(images[i:i + 1], filters, padding=1)[0]
+        return out, conv
 
     rng = np.random.default_rng(2)
     xs, w = ints(rng, (6, 20, 40), np.float64), ints(rng, (30, 40), np.float64)
-    np.testing.assert_array_equal(per_item(xs, w), xs @ w.T)
+    images, filters = ints(rng, (6, 3, 7, 8), np.float64), ints(rng, (5, 3, 3, 3), np.float64)
+    out, conv = per_item(xs, w, images, filters)
+    np.testing.assert_array_equal(out, xs @ w.T)
+    np.testing.assert_array_equal(conv, reference_conv(images, filters, None, (1, 1), (1,) * 4,
+                                                       (1, 1), 1))
 
 
 # Bad arguments: the nopython call must raise what the Python API raises,

@@ -34,7 +34,10 @@ so the layer is checked after the first launch: under workqueue every
 parallel kernel call is serialised by a lock, otherwise (OpenMP, the layer
 Numba picks when TBB is not installed) calls run concurrently, each with
 its own team.  No layer is forced, so the user's own Numba code keeps
-Numba's choice.
+Numba's choice.  Called from nopython code (fastconv.jit), the kernels run
+on Numba's own thread count for the calling thread (num_threads()).  The
+C core's worker placement (see use_threads) is used when the C core is
+there; without it the Numba backend runs unplaced.
 """
 import threading
 
