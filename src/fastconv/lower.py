@@ -62,10 +62,11 @@ def choose_algorithm(p: _args.ConvParams, requested: str, backend: str = "c") ->
     if requested == "im2col":
         return "im2col"
     if backend == "numba":
-        # Numba's direct conv vectorises over output pixels only and reaches
-        # 4-27 GFLOP/s on the layer table, against 90-120 for its packed GEMM
-        # (2 threads): im2col wins everywhere but depthwise, whose per-group
-        # GEMM is a 1 x kh*kw sliver.
+        # Numba's direct conv as it was measured (vectorised over output
+        # pixels only: 4-27 GFLOP/s on the layer table, against 90-120 for
+        # its packed GEMM, 2 threads): im2col wins everywhere but depthwise,
+        # whose per-group GEMM is a 1 x kh*kw sliver.  Its register-tiled
+        # direct conv is not yet measured, so "auto" does not choose it.
         return "direct" if p.groups > 1 and p.groups == p.c else "im2col"
     return "im2col" if _im2col_wins(p) else "direct"
 

@@ -445,6 +445,73 @@ def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
                    bias, bias_axis, relu, mr_, nr_, ap, bp, spill)
 
 
+# Direct convolution on the micro-kernel ("implicit GEMM"): a tile is MR
+# output pixels of one output row by NR output channels, and for each kernel
+# tap the micro-kernel runs over the group's input channels, reading the MR
+# pixels straight from the zero-padded NCHW input (row stride sw, depth
+# stride one channel plane) against the tap's packed weights, accumulating
+# across taps in the tile.  It lives here, with the micro-kernel it
+# compiles in (see the module docstring on caching).
+@numba.njit(**_runtime.JIT)
+def pack_conv_weights(w, k, cg, taps, groups, nr):
+    """w (K, C/groups, kh, kw) flat -> [group][K panel][tap][channel][NR],
+    output channels past the group's end zero."""
+    kg = k // groups
+    npk = (kg + nr - 1) // nr
+    out = np.zeros(groups * npk * taps * cg * nr, w.dtype)
+    for g in range(groups):
+        for kp in range(npk):
+            for tap in range(taps):
+                for ci in range(cg):
+                    at = (((g * npk + kp) * taps + tap) * cg + ci) * nr
+                    for j in range(min(nr, kg - kp * nr)):
+                        out[at + j] = w[((g * kg + kp * nr + j) * cg + ci) * taps + tap]
+    return out
+
+
+@numba.njit(**_runtime.PARALLEL_JIT)
+def conv_tiles(xp, c, hp, wp, wpk, y, n_, k, oh, ow, sh, sw, dh, dw, kh, kw, groups,
+               bias, has_bias, relu):
+    """xp: zero-padded input (N, C, Hp, Wp) flat, with at least MR * sw
+    elements of slack after it; wpk from pack_conv_weights; y: output
+    (N, OH, OW, K) flat."""
+    mr, nr = tile_of(y)
+    zero = zero_of(y)
+    cg, kg = c // groups, k // groups
+    npk = (kg + nr - 1) // nr
+    taps = kh * kw
+    plane = hp * wp
+    for task in numba.prange(n_ * oh * groups * npk):
+        kp = task % npk
+        g = (task // npk) % groups
+        oy = (task // (npk * groups)) % oh
+        n = task // (npk * groups * oh)
+        spill = np.empty(mr * nr, y.dtype)
+        j0 = g * kg + kp * nr
+        cols = min(nr, kg - kp * nr)
+        for ox0 in range(0, ow, mr):
+            rows = min(mr, ow - ox0)
+            full = rows == mr and cols == nr
+            at = ((n * oh + oy) * ow + ox0) * k + j0
+            for tap in range(taps):
+                i = tap // kw
+                jj = tap % kw
+                a_off = ((n * c + g * cg) * hp + oy * sh + i * dh) * wp + ox0 * sw + jj * dw
+                last = tap == taps - 1
+                microkernel(xp, a_off, sw, plane, wpk, (((g * npk + kp) * taps + tap) * cg) * nr,
+                            cg, y if full else spill, at if full else 0, k if full else nr,
+                            tap > 0, bias, j0, 1 if last and full and has_bias else -1,
+                            relu and last and full)
+            if full:
+                continue
+            for r in range(rows):
+                yrow = y[at + r * k:at + r * k + cols]
+                srow = spill[r * nr:r * nr + cols]
+                for j in range(cols):
+                    v = srow[j] + (bias[j0 + j] if has_bias else zero)
+                    yrow[j] = zero if relu and v < zero else v
+
+
 @numba.njit(**_runtime.JIT)
 def _split(m, n, mr, nr, ncb_panels, nthreads):
     """(row blocks, column blocks) of C, one task each: column blocks narrow
