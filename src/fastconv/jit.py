@@ -67,8 +67,7 @@ def _conv2d(x, weight, bias, has_bias, sh, sw, pt, pb, pl, pr, dh, dw, groups):
         xp = np.zeros((n, c, hp, wp), x.dtype)
         xp[:, :, pt:pt + h, pl:pl + w] = x
         _direct(xp.reshape(xp.size), wf, bias, has_bias, False, yf, n, c, hp, wp, k,
-                      kh, kw, oh, ow, sh, sw, dh, dw, groups, max(1, min(oh, 256 // ow)),
-                      zero_of(yf))
+                kh, kw, oh, ow, sh, sw, dh, dw, groups, max(1, min(oh, 256 // ow)), zero_of(yf))
         return y
     # Y_g[kg, pixels] = W_g[kg, C/g*kh*kw] @ patches[C/g*kh*kw, pixels], the
     # patches packed straight from the image (see conv.py); 1x1 stride-1
@@ -81,9 +80,9 @@ def _conv2d(x, weight, bias, has_bias, sh, sw, pt, pb, pl, pr, dh, dw, groups):
     for img in range(n):
         for g in range(groups):
             run_kernel(wf, g * kg * kdim, kdim, 1, NO_PATCHES,
-                             xf, (img * c + g * cg) * h * w, sb0, sb1, geom,
-                             yf, (img * k + g * kg) * oh * ow, oh * ow, kg, oh * ow, kdim,
-                             bias[g * kg:(g + 1) * kg], bias_axis, False, nthreads)
+                       xf, (img * c + g * cg) * h * w, sb0, sb1, geom,
+                       yf, (img * k + g * kg) * oh * ow, oh * ow, kg, oh * ow, kdim,
+                       bias[g * kg:(g + 1) * kg], bias_axis, False, nthreads)
     return y
 
 
@@ -103,8 +102,8 @@ def _matmul(a, b, b_transposed, bias, has_bias):
         return y
     sb0, sb1 = (1, k) if b_transposed else (n, 1)
     run_kernel(a.reshape(a.size), 0, k, 1, NO_PATCHES, b.reshape(b.size), 0, sb0, sb1,
-                     NO_PATCHES, y.reshape(y.size), 0, n, m, n, k, bias,
-                     1 if has_bias else -1, False, _runtime.num_threads())
+               NO_PATCHES, y.reshape(y.size), 0, n, m, n, k, bias,
+               1 if has_bias else -1, False, _runtime.num_threads())
     return y
 
 
@@ -161,7 +160,8 @@ def _array_error(name, arr, ndims, dtype=None):
         return TypeError, (f"{name} has dtype {arr.dtype} but the input has dtype {dtype}; "
                            "mixed float32/float64 is not supported")
     if arr.ndim not in ndims:
-        return ValueError, f"{name} must be {' or '.join(f'{d}-D' for d in ndims)}; got {arr.ndim}-D"
+        dims = " or ".join(f"{d}-D" for d in ndims)
+        return ValueError, f"{name} must be {dims}; got {arr.ndim}-D"
     return None
 
 
