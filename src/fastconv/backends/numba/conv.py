@@ -128,9 +128,9 @@ def _tiled_direct_conv(x, weight, bias, p, out, relu):
     xp4[:, :, top:top + p.h, left:left + p.w] = x if p.layout == "NCHW" else x.transpose(0, 3, 1, 2)
     y = out if p.layout == "NHWC" else np.empty((p.n, p.oh, p.ow, p.k), x.dtype)
     w = np.ascontiguousarray(weight).reshape(-1)
+    wpk = _gemm.pack_conv_weights(w, p.k, p.c // p.groups, p.kh * p.kw, p.groups,
+                                  _gemm.tile(x.itemsize)[1])
     _runtime.use_threads()
-    wpk = _runtime.launch(_gemm.pack_conv_weights, w, p.k, p.c // p.groups, p.kh * p.kw,
-                          p.groups, _gemm.tile(x.itemsize)[1])
     _runtime.launch(_gemm.conv_tiles, xp, p.c, hp, wp, wpk, y.reshape(-1), p.n, p.k, p.oh, p.ow,
                     p.stride[0], p.stride[1], p.dilation[0], p.dilation[1], p.kh, p.kw,
                     p.groups, _runtime.vector(bias, x.dtype), bias is not None, bool(relu))

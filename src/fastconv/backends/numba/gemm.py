@@ -452,26 +452,27 @@ def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
 # stride one channel plane) against the tap's packed weights, accumulating
 # across taps in the tile.  It lives here, with the micro-kernel it
 # compiles in (see the module docstring on caching).
-@numba.njit(**_runtime.PARALLEL_JIT)
+@numba.njit(**_runtime.JIT)
 def pack_conv_weights(w, k, cg, taps, groups, nr):
     """w (K, C/groups, kh, kw) flat -> [group][K panel][tap][channel][NR],
-    output channels past the group's end zero.  Per input channel, the
-    panel's NR filters each give kh*kw contiguous taps, and the writes stay
-    within the few cache lines that channel fills in every tap's slab."""
+    output channels past the group's end zero.  The writes run in order
+    (one serial pass: a prange version of this loop ran several times
+    slower)."""
     kg = k // groups
     npk = (kg + nr - 1) // nr
-    panel = taps * cg * nr
-    out = np.zeros(groups * npk * panel, w.dtype)
-    for gk in numba.prange(groups * npk):
-        g, kp = gk // npk, gk % npk
-        dst = out[gk * panel:(gk + 1) * panel]
-        first = (g * kg + kp * nr) * cg * taps
-        for ci in range(cg):
-            for j in range(min(nr, kg - kp * nr)):
-                at = first + (j * cg + ci) * taps
-                src = w[at:at + taps]
-                for tap in range(taps):
-                    dst[(tap * cg + ci) * nr + j] = src[tap]
+    out = np.empty(groups * npk * taps * cg * nr, w.dtype)
+    at = 0
+    for g in range(groups):
+        for kp in range(npk):
+            first = (g * kg + kp * nr) * cg * taps
+            valid = min(nr, kg - kp * nr)
+            for tap in range(taps):
+                for ci in range(cg):
+                    for j in range(valid):
+                        out[at + j] = w[first + (j * cg + ci) * taps + tap]
+                    for j in range(valid, nr):
+                        out[at + j] = 0
+                    at += nr
     return out
 
 
