@@ -62,8 +62,8 @@ def choose_algorithm(p: _args.ConvParams, requested: str, backend: str = "c") ->
     if requested == "im2col":
         return "im2col"
     if backend == "numba":
-        # Numba's direct conv vectorises over output pixels only, far behind
-        # its packed GEMM: im2col wins everywhere but depthwise, whose
+        # Numba's depthwise-free direct conv (register tiles) is not yet measured,
+        # so "auto" keeps im2col, which wins everywhere but depthwise, whose
         # per-group GEMM is a 1 x kh*kw sliver (docs/TUNING.md).
         return "direct" if p.groups > 1 and p.groups == p.c else "im2col"
     return "im2col" if _im2col_wins(p) else "direct"

@@ -9,7 +9,13 @@ The thread count is fastconv.config's, handed to C before each call
 """
 import numpy as np
 
-from .._native import ffi, lib
+try:
+    from .._native import ffi, lib
+except ImportError as e:
+    raise ImportError(
+        f"fastconv's C core (fastconv._native) is not built or cannot be loaded ({e}); "
+        "build it with `python setup.py build_ext --inplace`, or use backend='numba' "
+        "or backend='numpy'") from e
 from ..config import get_num_threads
 
 _GEMM = {np.dtype(np.float32): lib.fc_sgemm, np.dtype(np.float64): lib.fc_dgemm}

@@ -31,13 +31,19 @@ so the layer is checked after the first launch: under workqueue every
 parallel kernel call is serialised by a lock, otherwise (OpenMP, the layer
 Numba picks when TBB is not installed) calls run concurrently, each with
 its own team.  No layer is forced, so the user's own Numba code keeps
-Numba's choice.
+Numba's choice.  Called from nopython code (fastconv.jit), the kernels run
+on Numba's own thread count for the calling thread (num_threads()).  The
+C core's worker placement (see use_threads) is used when the C core is
+there; without it the Numba backend runs unplaced.
 """
 import os
 import threading
+import types
 
 import numba
+import numba.extending
 import numpy as np
+from numba.np.ufunc.parallel import _iget_num_threads, _launch_threads
 
 #: fastmath without 'nnan'/'ninf' (NaN and Inf must propagate through the
 #: kernels): contraction to FMA, no signed-zero or reciprocal exactness.
@@ -55,12 +61,21 @@ _twins = {}
 
 
 def _serial_twin(kernel):
-    """kernel compiled without parallel=True (prange runs as range), for a
-    child forked after the omp layer started; compiled once per process, not
-    cached to disk (Numba's cache keys do not tell parallel from serial)."""
+    """kernel compiled without parallel=True (prange runs as range), and so
+    is every jitted function it calls, for a child forked after the omp layer
+    started; compiled once per process, not cached to disk (Numba's cache
+    keys do not tell parallel from serial)."""
     twin = _twins.get(kernel)
     if twin is None:
-        twin = _twins[kernel] = numba.njit(**dict(JIT, cache=False))(kernel.py_func)
+        fn = kernel.py_func
+        scope = dict(fn.__globals__)
+        for name in fn.__code__.co_names:  # the kernels it calls, serial too
+            callee = scope.get(name)
+            if isinstance(callee, numba.core.dispatcher.Dispatcher) and callee is not kernel:
+                scope[name] = _serial_twin(callee)
+        fn = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__,
+                                fn.__closure__)
+        twin = _twins[kernel] = numba.njit(**dict(JIT, cache=False))(fn)
     return twin
 
 
@@ -87,9 +102,42 @@ def use_threads() -> int:
     n = max(1, min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(n)
     if _omp_layer and n > 1:
-        from .. import c
-        c.place_workers(n)
+        _place_workers(n)
     return n
+
+
+_placement = None  # the C core's fc_place_workers, False without the C core
+
+
+def _place_workers(n: int) -> None:
+    """The C core's worker placement, when the C core is there (it is an
+    optimisation only: without it the workers simply go unplaced)."""
+    global _placement
+    if _placement is None:
+        try:
+            from .. import c
+            _placement = c.place_workers
+        except ImportError:
+            _placement = False
+    if _placement:
+        _placement(n)
+
+
+def start_threading_layer() -> None:
+    """Load Numba's threading layer now.  Code compiled in another process
+    and loaded from a cache calls the layer's symbols by name, and Numba
+    loads the layer on such a load only for the functions that contain a
+    prange themselves, not for callers that link them in."""
+    _launch_threads()
+
+
+@numba.extending.register_jitable
+def num_threads():
+    """Numba's thread count for the calling thread, inside nopython code.
+    numba.get_num_threads() there calls through a ctypes pointer, which
+    stops Numba from caching the caller; this intrinsic (the one prange
+    itself uses) calls the threading layer's symbol by name."""
+    return _iget_num_threads()
 
 
 def launch(kernel, *args):

@@ -9,12 +9,15 @@ straight from the image (gemm._pack_patches), so the only workspace is the
 GEMM's packing buffer.
 
 direct: no patch matrix at all.  The input is copied once into a
-zero-padded NCHW array, so the inner loop has no bounds checks; each task
-is a few output rows of one output channel, each accumulated in place (it
-stays in L1) while the loop over input channels and taps runs, and the
-innermost loop runs along output pixels (unit stride when the conv's
-stride is 1), which LLVM vectorises.  This is the path for depthwise
-convolutions, where the per-group GEMM is too thin to pay for packing.
+zero-padded NCHW array, so no inner loop has bounds checks.  Two kernels:
+  - register tiles (gemm.conv_tiles): MR output pixels of a row by NR
+    output channels, the GEMM's micro-kernel run once per kernel tap over
+    the input channels, reading the pixels in place against weights packed
+    per tap (gemm.pack_conv_weights); the output is computed NHWC.
+  - depthwise convolutions (one input channel per group, so a tile would
+    have a depth of one): each task is a few output rows of one output
+    channel, accumulated in place (it stays in L1) while the loop over taps
+    runs, the innermost loop along output pixels, which LLVM vectorises.
 """
 import numba
 import numpy as np
@@ -112,12 +115,37 @@ def _direct_conv(x, weight, bias, p, out, relu):
         out[...] = y.transpose(0, 2, 3, 1)
 
 
+def _tiled_direct_conv(x, weight, bias, p, out, relu):
+    """Direct convolution on the GEMM micro-kernel's register tiles
+    (gemm.conv_tiles): the output is computed pixel-major (NHWC)."""
+    top, bottom, left, right = p.padding
+    hp, wp = p.h + top + bottom, p.w + left + right
+    mr, _ = _gemm.tile(x.itemsize)
+    # Partial tiles read up to MR pixels past a row's end: the slack keeps
+    # those reads inside the buffer (their results are dropped).
+    xp = np.zeros(p.n * p.c * hp * wp + mr * p.stride[1], x.dtype)
+    xp4 = xp[:p.n * p.c * hp * wp].reshape(p.n, p.c, hp, wp)
+    xp4[:, :, top:top + p.h, left:left + p.w] = x if p.layout == "NCHW" else x.transpose(0, 3, 1, 2)
+    y = out if p.layout == "NHWC" else np.empty((p.n, p.oh, p.ow, p.k), x.dtype)
+    w = np.ascontiguousarray(weight).reshape(-1)
+    wpk = _gemm.pack_conv_weights(w, p.k, p.c // p.groups, p.kh * p.kw, p.groups,
+                                  _gemm.tile(x.itemsize)[1])
+    _runtime.use_threads()
+    _runtime.launch(_gemm.conv_tiles, xp, p.c, hp, wp, wpk, y.reshape(-1), p.n, p.k, p.oh, p.ow,
+                    p.stride[0], p.stride[1], p.dilation[0], p.dilation[1], p.kh, p.kw,
+                    p.groups, _runtime.vector(bias, x.dtype), bias is not None, bool(relu))
+    if y is not out:
+        out[...] = y.transpose(0, 3, 1, 2)
+
+
 def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
     """See fastconv.backends: algorithm "direct" or "im2col"; out is
     C-contiguous of shape p.out_shape."""
     if p.n == 0:
         return
-    if algorithm == "direct":
-        _direct_conv(x, weight, bias, p, out, relu)
+    if algorithm == "direct" and p.groups > 1 and p.groups == p.c:
+        _direct_conv(x, weight, bias, p, out, relu)  # depthwise: per-channel rows
+    elif algorithm == "direct":
+        _tiled_direct_conv(x, weight, bias, p, out, relu)
     else:
         _im2col(x, weight, bias, p, out, workspace_bytes, relu)

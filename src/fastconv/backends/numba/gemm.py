@@ -444,20 +444,204 @@ def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
                    bias, bias_axis, relu, mr_, nr_, ap, bp, spill)
 
 
-def _split(m, n, itemsize, nthreads):
+# Direct convolution on the micro-kernel ("implicit GEMM"): a tile is MR
+# output pixels of one output row by NR output channels, and for each kernel
+# tap the micro-kernel runs over the group's input channels, reading the MR
+# pixels straight from the zero-padded NCHW input (row stride sw, depth
+# stride one channel plane) against the tap's packed weights, accumulating
+# across taps in the tile.  It lives here, with the micro-kernel it
+# compiles in (see the module docstring on caching).
+@numba.njit(**_runtime.JIT)
+def pack_conv_weights(w, k, cg, taps, groups, nr):
+    """w (K, C/groups, kh, kw) flat -> [group][K panel][tap][channel][NR],
+    output channels past the group's end zero.  The writes run in order
+    (one serial pass: a prange version of this loop ran several times
+    slower)."""
+    kg = k // groups
+    npk = (kg + nr - 1) // nr
+    out = np.empty(groups * npk * taps * cg * nr, w.dtype)
+    at = 0
+    for g in range(groups):
+        for kp in range(npk):
+            first = (g * kg + kp * nr) * cg * taps
+            valid = min(nr, kg - kp * nr)
+            for tap in range(taps):
+                for ci in range(cg):
+                    for j in range(valid):
+                        out[at + j] = w[first + (j * cg + ci) * taps + tap]
+                    for j in range(valid, nr):
+                        out[at + j] = 0
+                    at += nr
+    return out
+
+
+@numba.njit(**_runtime.PARALLEL_JIT)
+def conv_tiles(xp, c, hp, wp, wpk, y, n_, k, oh, ow, sh, sw, dh, dw, kh, kw, groups,
+               bias, has_bias, relu):
+    """xp: zero-padded input (N, C, Hp, Wp) flat, with at least MR * sw
+    elements of slack after it; wpk from pack_conv_weights; y: output
+    (N, OH, OW, K) flat."""
+    mr, nr = tile_of(y)
+    zero = zero_of(y)
+    cg, kg = c // groups, k // groups
+    npk = (kg + nr - 1) // nr
+    taps = kh * kw
+    plane = hp * wp
+    for task in numba.prange(n_ * oh * groups * npk):
+        kp = task % npk
+        g = (task // npk) % groups
+        oy = (task // (npk * groups)) % oh
+        n = task // (npk * groups * oh)
+        spill = np.empty(mr * nr, y.dtype)
+        j0 = g * kg + kp * nr
+        cols = min(nr, kg - kp * nr)
+        for ox0 in range(0, ow, mr):
+            rows = min(mr, ow - ox0)
+            full = rows == mr and cols == nr
+            at = ((n * oh + oy) * ow + ox0) * k + j0
+            for tap in range(taps):
+                i = tap // kw
+                jj = tap % kw
+                a_off = ((n * c + g * cg) * hp + oy * sh + i * dh) * wp + ox0 * sw + jj * dw
+                last = tap == taps - 1
+                microkernel(xp, a_off, sw, plane, wpk, (((g * npk + kp) * taps + tap) * cg) * nr,
+                            cg, y if full else spill, at if full else 0, k if full else nr,
+                            tap > 0, bias, j0, 1 if last and full and has_bias else -1,
+                            relu and last and full)
+            if full:
+                continue
+            for r in range(rows):
+                yrow = y[at + r * k:at + r * k + cols]
+                srow = spill[r * nr:r * nr + cols]
+                for j in range(cols):
+                    v = srow[j] + (bias[j0 + j] if has_bias else zero)
+                    yrow[j] = zero if relu and v < zero else v
+
+
+@numba.njit(**_runtime.JIT)
+def _split(m, n, mr, nr, ncb_panels, nthreads):
     """(row blocks, column blocks) of C, one task each: column blocks narrow
-    enough for their packed B to stay in L2, then more blocks until every
-    thread has the same number, splitting the dimension whose split repacks
-    the smaller operand (more column blocks repack A, more row blocks B)."""
-    mr, nr = tile(itemsize)
-    npa, npb = -(-m // mr), -(-n // nr)
-    n_jb, n_ib = -(-npb // blocking(itemsize)[1]), 1
+    enough for their packed B to stay in L2 (ncb_panels B panels each), then
+    more blocks until every thread has the same number, splitting the
+    dimension whose split repacks the smaller operand (more column blocks
+    repack A, more row blocks B)."""
+    npa, npb = (m + mr - 1) // mr, (n + nr - 1) // nr
+    n_jb, n_ib = (npb + ncb_panels - 1) // ncb_panels, 1
     while (n_ib * n_jb) % nthreads and (n_ib < npa or n_jb < npb):
         if (m <= n and n_jb < npb) or n_ib >= npa:
             n_jb += 1
         else:
             n_ib += 1
     return n_ib, n_jb
+
+
+# GEMV (M = 1 or N = 1): y[r] = sum_p mat[r, p] * vec[p] over a matrix
+# read in place, at memory speed.  It is a row-dot kernel when the matrix's
+# rows are contiguous (linear's weight), and axpy steps (y += vec[p] *
+# mat[:, p]) when its columns are (matmul by a row-major B).  The dot's sums
+# are reassociated (fastmath "reassoc", this kernel only) so that LLVM
+# vectorises them; NaN and Inf still propagate.
+_GEMV_JIT = dict(_runtime.PARALLEL_JIT, fastmath=_runtime.FASTMATH | {"reassoc"})
+_AXPY_CHUNK = 4096  # most outputs per axpy task: the accumulators stay in L1
+
+
+@numba.njit(**_runtime.JIT)
+def _gemv_store(y, at, value, bias, bias_at, relu):
+    if bias.size:
+        value += bias[bias_at]
+    if relu and value < zero_of(y):
+        value = zero_of(y)
+    y[at] = value
+
+
+@numba.njit(**_GEMV_JIT)
+def _gemv(mat, m_off, s_row, s_p, vec, v_off, s_v, k, y, y_off, s_y, rows,
+          bias, bias_step, relu, nthreads):
+    """y[y_off + r*s_y] = sum_p mat[m_off + r*s_row + p*s_p] * vec[v_off + p*s_v]
+    (+ bias[r*bias_step] when bias is not empty) (then ReLU), for r < rows;
+    s_p == 1 (row-dot) or s_row == 1 (axpy)."""
+    zero = zero_of(y)
+    v = np.empty(k, y.dtype)
+    for p in range(k):
+        v[p] = vec[v_off + p * s_v]
+    if s_p == 1:
+        for t in numba.prange(nthreads):
+            r = t * rows // nthreads
+            hi = (t + 1) * rows // nthreads
+            while r + 4 <= hi:  # four rows per pass share the loads of v
+                at = m_off + r * s_row
+                m0 = mat[at:at + k]
+                m1 = mat[at + s_row:at + s_row + k]
+                m2 = mat[at + 2 * s_row:at + 2 * s_row + k]
+                m3 = mat[at + 3 * s_row:at + 3 * s_row + k]
+                s0 = s1 = s2 = s3 = zero
+                for p in range(k):
+                    vp = v[p]
+                    s0 += m0[p] * vp
+                    s1 += m1[p] * vp
+                    s2 += m2[p] * vp
+                    s3 += m3[p] * vp
+                _gemv_store(y, y_off + r * s_y, s0, bias, r * bias_step, relu)
+                _gemv_store(y, y_off + (r + 1) * s_y, s1, bias, (r + 1) * bias_step, relu)
+                _gemv_store(y, y_off + (r + 2) * s_y, s2, bias, (r + 2) * bias_step, relu)
+                _gemv_store(y, y_off + (r + 3) * s_y, s3, bias, (r + 3) * bias_step, relu)
+                r += 4
+            while r < hi:
+                at = m_off + r * s_row
+                m0 = mat[at:at + k]
+                s0 = zero
+                for p in range(k):
+                    s0 += m0[p] * v[p]
+                _gemv_store(y, y_off + r * s_y, s0, bias, r * bias_step, relu)
+                r += 1
+    else:
+        # One chunk of outputs per thread (longer contiguous reads of each
+        # matrix row), more if the accumulators would leave L1.
+        n_chunks = max(nthreads, (rows + _AXPY_CHUNK - 1) // _AXPY_CHUNK)
+        for chunk in numba.prange(n_chunks):
+            r0 = chunk * rows // n_chunks
+            width = (chunk + 1) * rows // n_chunks - r0
+            acc = np.zeros(width, y.dtype)
+            p = 0
+            while p + 4 <= k:  # four matrix rows per pass over the accumulators
+                at = m_off + p * s_p + r0
+                c0 = mat[at:at + width]
+                c1 = mat[at + s_p:at + s_p + width]
+                c2 = mat[at + 2 * s_p:at + 2 * s_p + width]
+                c3 = mat[at + 3 * s_p:at + 3 * s_p + width]
+                v0, v1, v2, v3 = v[p], v[p + 1], v[p + 2], v[p + 3]
+                for i in range(width):
+                    acc[i] += v0 * c0[i] + v1 * c1[i] + v2 * c2[i] + v3 * c3[i]
+                p += 4
+            while p < k:
+                at = m_off + p * s_p + r0
+                c0 = mat[at:at + width]
+                v0 = v[p]
+                for i in range(width):
+                    acc[i] += v0 * c0[i]
+                p += 1
+            for i in range(width):
+                _gemv_store(y, y_off + (r0 + i) * s_y, acc[i], bias, (r0 + i) * bias_step, relu)
+
+
+@numba.njit(**_runtime.JIT)
+def run_kernel(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
+               m, n, k, bias, bias_axis, relu, nthreads):
+    """The GEMM on flat operands (see run), callable from Python and from
+    nopython code (fastconv.jit); m, n, k >= 1, c rows contiguous."""
+    plain = a_geom[0] == 0 and b_geom[0] == 0
+    if plain and n == 1 and (sa1 == 1 or sa0 == 1):  # y[i] = A[i, :] . B[:, 0]
+        _gemv(a, a_off, sa0, sa1, b, b_off, sb0, k, c, c_off, ldc, m,
+              bias[:0] if bias_axis < 0 else bias, 1 if bias_axis == 0 else 0, relu, nthreads)
+        return
+    if plain and m == 1 and (sb0 == 1 or sb1 == 1):  # y[j] = A[0, :] . B[:, j]
+        _gemv(b, b_off, sb1, sb0, a, a_off, sa1, k, c, c_off, 1, n,
+              bias[:0] if bias_axis < 0 else bias, 1 if bias_axis == 1 else 0, relu, nthreads)
+        return
+    mr, nr = tile_of(c)
+    n_ib, n_jb = _split(m, n, mr, nr, blocking_of(c)[1], nthreads)
+    _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
+          bias, bias_axis, relu, n_ib, n_jb, mr, nr, nthreads)
 
 
 def matrix(arr):
@@ -485,8 +669,8 @@ def run(a, b, m, n, k, out, bias=None, bias_axis=1, relu=False):
     target = out if direct else np.empty((m, n), out.dtype)
     c, c_off, (ldc, _) = _runtime.flat(target)
     bias_axis = -1 if bias is None else int(bias_axis)
-    _runtime.launch(_gemm, *a, *b, c, c_off, ldc, m, n, k, _runtime.vector(bias, out.dtype),
-                    bias_axis, bool(relu), *_split(m, n, item, nthreads), *tile(item), nthreads)
+    _runtime.launch(run_kernel, *a, *b, c, c_off, ldc, m, n, k,
+                    _runtime.vector(bias, out.dtype), bias_axis, bool(relu), nthreads)
     if target is not out:
         out[...] = target
 
