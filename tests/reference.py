@@ -121,6 +121,21 @@ def conv2d_loops(x, weight, bias, stride, pads, dilation, groups):
     return out
 
 
+def torch_conv(torch, x, weight, bias, stride, padding, dilation, groups):
+    """torch.nn.functional.conv2d; explicit per-side padding by F.pad first
+    (F.conv2d takes only symmetric int/pair padding, "same" and "valid").
+    NCHW float64 in and out."""
+    F = torch.nn.functional
+    xt, wt = (torch.from_numpy(np.ascontiguousarray(a, np.float64)) for a in (x, weight))
+    bt = None if bias is None else torch.from_numpy(np.ascontiguousarray(bias, np.float64))
+    stride, dilation = _two(stride), _two(dilation)
+    if isinstance(padding, str) or _int(padding) or all(_int(p) for p in padding):
+        pad = padding if isinstance(padding, str) else _two(padding)
+        return F.conv2d(xt, wt, bt, stride, pad, dilation, groups).numpy()
+    t, b, l, r = conv_padding(padding, weight.shape[2:], dilation)
+    return F.conv2d(F.pad(xt, (l, r, t, b)), wt, bt, stride, 0, dilation, groups).numpy()
+
+
 def pool_out_size(size, k, stride, pad, ceil_mode):
     """torch.nn.MaxPool2d's output size: floor (or ceil) of
     (size + 2*pad - k) / stride, plus one; with ceil_mode a last window that

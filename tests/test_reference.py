@@ -132,20 +132,6 @@ def test_conv2d_refuses_what_torch_refuses(name, backend):
 
 # ---- the reference itself ---------------------------------------------------
 
-def torch_conv(torch, x, weight, bias, stride, padding, dilation, groups):
-    """torch.nn.functional.conv2d; explicit per-side padding by F.pad first
-    (F.conv2d takes only symmetric int/pair padding, "same" and "valid")."""
-    F = torch.nn.functional
-    xt, wt = torch.from_numpy(x), torch.from_numpy(weight)
-    bt = None if bias is None else torch.from_numpy(bias)
-    if isinstance(padding, str) or isinstance(padding, int) or \
-            all(isinstance(p, int) for p in padding):
-        pad = padding if isinstance(padding, (str, int)) else tuple(padding)
-        return F.conv2d(xt, wt, bt, stride, pad, dilation, groups).numpy()
-    t, b, l, r = ref.conv_padding(padding, weight.shape[2:], (1, 1))
-    return F.conv2d(F.pad(xt, (l, r, t, b)), wt, bt, stride, 0, dilation, groups).numpy()
-
-
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("name", list(CASES))
 def test_reference_matches_torch(name):
@@ -154,7 +140,7 @@ def test_reference_matches_torch(name):
     x, weight, bias, kw = conv_case(name, np.float64, "NCHW", rng, exact=False)
     x = np.ascontiguousarray(x)
     kw.pop("layout")
-    want = torch_conv(torch, x, weight, bias, **kw)
+    want = ref.torch_conv(torch, x, weight, bias, **kw)
     got = ref.conv2d(x, weight, bias, **kw)
     assert got.shape == want.shape and np.allclose(got, want, rtol=0, atol=1e-12), name
 
@@ -165,7 +151,7 @@ def test_reference_refuses_what_torch_refuses(name):
     n, c, h, w, k, groups, kh, kw, stride, padding, dilation = REFUSED[name]
     x, weight = np.ones((n, c, h, w)), np.ones((k, c // groups, kh, kw))
     with pytest.raises(RuntimeError):
-        torch_conv(torch, x, weight, None, stride, padding, dilation, groups)
+        ref.torch_conv(torch, x, weight, None, stride, padding, dilation, groups)
 
 
 def test_reference_same_pads_bottom_right():
