@@ -15,7 +15,7 @@ fixed set of explicit cases that always runs.
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import fastconv
@@ -153,6 +153,11 @@ def check(prob):
 @settings(max_examples=EXAMPLES)
 @given(problems())
 def test_conv2d_against_torch(prob):
+    # What the draws reach (pytest --hypothesis-show-statistics).
+    event(f"K >= 64: {prob['k'] >= 64}")
+    event(f"W >= 15: {prob['w'] >= 15}")
+    event(f"kernel covers input, groups > 1: "
+          f"{(prob['kh'], prob['kw']) == (prob['h'], prob['w']) and int(prob['groups']) > 1}")
     check(prob)
 
 
