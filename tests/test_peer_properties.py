@@ -179,6 +179,8 @@ REGRESSIONS = {
     "pair padding": case(2, 2, 5, 19, 64, 3, 2, padding=(2, 0)),
     "nested padding": case(1, 3, 4, 20, 64, 3, 3, padding=((0, 2), (3, 1)), layout="NHWC"),
     "stride > kernel": case(2, 3, 9, 31, 64, 2, 2, stride=(3, 5), padding=1),
+    "kernel covers input, padded, huge stride": case(2, 3, 4, 5, 66, 4, 5, stride=10**6,
+                                                     padding=(1, 2)),
     "huge stride": case(2, 2, 6, 7, 33, 3, 3, stride=2**40, padding=(1, 2)),
     "K = 1": case(3, 4, 5, 29, 1, 3, 3, padding=1),
     "1x1 image": case(2, 5, 1, 1, 64, 3, 3, padding=1),

@@ -44,6 +44,11 @@ CASES = {
     "full-size depthwise x2": (1, 3, 3, 5, 6, 3, 3, 5, 1, 0, 1),
     "full-size padded": (1, 2, 3, 4, 3, 1, 3, 4, 1, (0, 1), 1),
     "full-size dilated": (1, 2, 3, 5, 3, 1, 2, 3, 1, 0, 2),
+    # The kernel covers the input but the padding moves it: a 1x1 output that
+    # is not the FC layer.
+    "kernel covers input, padded, huge stride": (2, 2, 3, 4, 3, 1, 3, 4, 100, (1, 2), 1),
+    "kernel covers input, grouped, nested padding, huge stride":
+        (1, 4, 2, 3, 4, 2, 2, 3, (50, 60), ((0, 1), (2, 0)), 1),
     "grouped": (2, 6, 7, 8, 9, 3, 3, 2, 1, 1, 1),
     "depthwise": (2, 5, 8, 9, 5, 5, 3, 3, 1, 1, 1),
     "depthwise x2 strided": (1, 4, 7, 6, 8, 4, 3, 3, 2, (1, 0), 1),
@@ -227,6 +232,7 @@ POOLS = [
     (3, 3, 3, 1, 1, False),
     (1, 1, 1, None, 0, False),
     (2, 3, 2, 5, 1, True),       # stride > kernel
+    (7, 6, (2, 3), 2, (1, 0), True),  # ceil: extra right padding, none at the bottom
 ]
 
 
@@ -276,6 +282,12 @@ def test_global_avg_pool(shape):
     want = ref.pool2d(x, shape[2:], 1, 0, False, "avg")
     got = fastconv.nn.GlobalAvgPool2d()(x)
     assert got.shape == want.shape and np.allclose(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7, 5), (3, 2, 1, 9)])
+def test_global_avg_pool_reference_matches_torch(shape):
     torch = pytest.importorskip("torch")
-    tw = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x), 1).numpy()
-    assert np.allclose(want, tw, rtol=0, atol=1e-12)
+    x = np.random.default_rng(4).uniform(-1, 1, shape)
+    want = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x), 1).numpy()
+    got = ref.pool2d(x, shape[2:], 1, 0, False, "avg")
+    assert got.shape == want.shape and np.allclose(got, want, rtol=0, atol=1e-12)
