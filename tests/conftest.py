@@ -7,8 +7,8 @@ Property tests run under a fixed example budget so CI time is bounded:
                 prints the falsifying example (including the data seed it
                 drew) and a ``@reproduce_failure(...)`` blob that replays it.
   ci            (the default when CI=true) a fresh random seed every run, so
-                CI keeps exploring; pytest's header prints it
-                ("hypothesis seed N") and ``--hypothesis-seed=N`` replays the run.
+                CI keeps exploring; pytest's header and summary print
+                it ("hypothesis seed N") and ``--hypothesis-seed=N`` replays the run.
   explore       random seeds and many more examples, for hunting bugs locally.
                 A failure prints ``--hypothesis-seed=N``/``@seed(N)`` or a
                 ``@reproduce_failure`` blob; rerun with that seed to reproduce.
@@ -56,9 +56,13 @@ def pytest_configure(config):
         config.option.hypothesis_seed = str(random.randrange(2**32))
 
 
-def pytest_report_header(config):
+def _seed_line(config):
     seed = config.getoption("hypothesis_seed")
     return None if seed is None else f"hypothesis seed {seed} (replay: --hypothesis-seed={seed})"
+
+
+def pytest_report_header(config):
+    return _seed_line(config)
 
 
 def pytest_sessionstart(session):
@@ -75,7 +79,9 @@ def pytest_sessionfinish(session, exitstatus):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_terminal_summary(terminalreporter, config):
+    if _seed_line(config):  # again here: -q drops the header
+        terminalreporter.write_line(_seed_line(config))
     try:
         ran, missing, lacks = isas.report()
     except ImportError:
