@@ -1,6 +1,6 @@
-"""Property test: conv2d on every backend, algorithm and C ISA against
+"""Property tests: conv2d on every backend, algorithm and C ISA against
 torch.nn.functional.conv2d (float64), over the whole parameter space, at sizes
-that reach the kernels' real tiles.
+that reach the kernels' real tiles; linear and matmul against NumPy float64.
 
 The strategies draw output channels past two full vectors of every ISA (>= 64:
 2 x 32 fp32 lanes on AVX-512), widths past one register tile (14 pixels),
@@ -196,3 +196,35 @@ REGRESSIONS = {
 @pytest.mark.parametrize("name", list(REGRESSIONS))
 def test_conv2d_regressions(name):
     check(REGRESSIONS[name])
+
+
+# ---- linear and matmul against NumPy float64 --------------------------------
+
+def gemm_dim():
+    """Mostly small; sometimes past the register tiles (14 x 32 fp32 on AVX-512)."""
+    return st.one_of(st.integers(1, 9), st.integers(10, 80))
+
+
+@settings(max_examples=max(EXAMPLES // 5, 10))
+@given(m=gemm_dim(), k=st.one_of(gemm_dim(), st.integers(250, 600)), n=gemm_dim(),
+       dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(),
+       relu=st.booleans(), vector=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_linear_matmul_against_numpy(m, k, n, dtype, bias, relu, vector, seed):
+    rng = np.random.default_rng(seed)
+    exact = dtype == np.float32
+    make = (lambda s: ints(rng, s, dtype)) if exact else \
+        (lambda s: rng.uniform(-1, 1, s).astype(dtype))
+    a, b = make((m, k)), make((k, n))
+    bvec = make((n,)) if bias else None
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    want_mm = (a64 @ b64).astype(dtype)
+    x = a[0] if vector else a
+    want_lin = x.astype(np.float64) @ b64 + (0.0 if bvec is None else bvec.astype(np.float64))
+    want_lin = (np.maximum(want_lin, 0.0) if relu else want_lin).astype(dtype)
+    weight = np.ascontiguousarray(b.T)
+    for backend, isa in [("c", i) for i in c_isas()] + [("numba", None), ("numpy", None)]:
+        with using_isa(isa):
+            got = fastconv.matmul(a, b, backend=backend)
+            assert close(got, want_mm, exact), f"matmul {backend}/{isa}: {mismatch(got, want_mm)}"
+            got = fastconv.linear(x, weight, bvec, backend=backend, relu=relu)
+            assert close(got, want_lin, exact), f"linear {backend}/{isa}: {mismatch(got, want_lin)}"
