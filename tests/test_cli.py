@@ -159,17 +159,24 @@ def test_layer_geometry_matches_fastconv_lowering(layer):
 
 
 def test_runner_flags_a_wrong_result(monkeypatch):
+    """The reference is the NumPy oracle, not an implementation under test: with
+    no peer, a wrong kernel (here every fastconv backend but the oracle's) is
+    flagged, and so is a wrong peer."""
     layer = suites.LENET[1]
     real = runner.api.conv2d
-    monkeypatch.setattr(runner.api, "conv2d", lambda *a, **k: real(*a, **k) * 1.01)
-    settings = runner.Settings(peers=(), min_rounds=1, max_rounds=1, entry_seconds=0)
-    # With no peer, fastconv's first implementation is the reference: compare
-    # a correct backend against the perturbed one.
-    monkeypatch.setattr(runner, "peer_impls", lambda entry, arrays, *a: [runner.Impl(
-        "numpy", None, None, lambda: fastconv.conv2d(*arrays, entry.stride, entry.pad,
-                                                     backend="numpy"))])
+    wrong = lambda *a, backend=None, **k: real(*a, backend=backend, **k) * \
+        (1.0 if backend == "numpy" else 1.01)
+    monkeypatch.setattr(runner.api, "conv2d", wrong)
+    settings = runner.Settings(backends=("c", "numba"), peers=(), min_rounds=1, max_rounds=1,
+                               entry_seconds=0)
     rows = runner.run_entry(layer, 1, 1, settings, note=print)
-    assert [r["agrees"] for r in rows] == [False, True]
+    assert [r["agrees"] for r in rows] == [False, False]
+    monkeypatch.setattr(runner.api, "conv2d", real)
+    monkeypatch.setattr(runner, "peer_impls", lambda entry, arrays, *a: [runner.Impl(
+        "torch", None, None, lambda: real(*arrays, entry.stride, entry.pad, backend="c") * 1.01)])
+    rows = runner.run_entry(layer, 1, 1, settings, note=print)
+    assert [(r["backend"], r["agrees"]) for r in rows] == [
+        ("c", True), ("numba", True), ("torch", False)]
 
 
 def test_interleaved_rounds_alternate_order():

@@ -87,3 +87,9 @@ def test_threads_share_a_backend(backend):
 def test_threads_mix_c_and_numba_while_thread_count_changes():
     failures = run_threads(["c", "numba"], change_thread_count=True)
     assert not failures, "\n".join(failures[:10])
+
+
+def test_threads_on_c_while_thread_count_changes():
+    """The same with the C backend only: the form the sanitizer job (no Numba) runs."""
+    failures = run_threads(["c"], change_thread_count=True)
+    assert not failures, "\n".join(failures[:10])

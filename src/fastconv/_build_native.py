@@ -6,7 +6,8 @@ of truth for the ABI.
 
 Environment switches (all opt-in; the default build is portable):
   FASTCONV_DEBUG=1     -O1 -g with assert() enabled
-  FASTCONV_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer (implies DEBUG)
+  FASTCONV_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer, -O0, asserts on,
+                       signed overflow undefined (-fno-wrapv) so UBSan reports it
   FASTCONV_NATIVE=1    -march=native: tune for the build host only
 """
 import os
@@ -33,8 +34,10 @@ def _flags():
     ldflags = ["-fopenmp"]
     if sanitize:
         # -O0: at -O1 the instrumented conv tile templates take minutes each to compile.
+        # These flags come after Python's own CFLAGS: -fno-wrapv undoes its -fwrapv
+        # (which hides signed overflow from UBSan), -UNDEBUG its -DNDEBUG (asserts on).
         cflags += ["-O0", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
-                   "-fno-sanitize-recover=undefined"]
+                   "-fno-sanitize-recover=undefined", "-fno-wrapv", "-UNDEBUG"]
         ldflags += ["-fsanitize=address,undefined"]
     elif debug:
         cflags += ["-O1", "-g", "-UNDEBUG"]

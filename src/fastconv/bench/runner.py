@@ -7,8 +7,9 @@ runs one block of back-to-back calls, its own block, the order reversed every
 other round so no one always runs first or last after another's cache
 footprint.  A row's time is the median over rounds of the block's time per
 call.  An implementation whose single call exceeds the per-layer budget is
-timed in one round only (its row says rounds = 1).  The first warm-up's output is checked against the first peer's (or,
-with no peer, the first implementation's).
+timed in one round only (its row says rounds = 1).  The first warm-up's
+output of every implementation, peers included, is checked against the NumPy
+oracle (`oracle`), never against an implementation being timed.
 """
 from __future__ import annotations
 
@@ -121,6 +122,18 @@ def peer_impls(entry, arrays, settings: Settings, threads: int, note: Callable[[
     return out
 
 
+def oracle(entry, arrays) -> np.ndarray:
+    """The entry's result by fastconv's float64 NumPy oracle: the reference for `agrees`.
+    A network's reference is its model run window by window."""
+    if entry.kind == "network":
+        fn, _ = entry.implementations("numpy", *arrays)["sliding-window"]
+        return fn()
+    if entry.kind == "gemm":
+        return api.matmul(*arrays, backend="numpy")
+    x, w, bias = arrays
+    return api.conv2d(x, w, bias, entry.stride, entry.pad, 1, entry.groups, backend="numpy")
+
+
 def agree(result: np.ndarray, reference: np.ndarray) -> bool:
     """Loose agreement of float32 results from different summation orders; a
     wrong kernel misses by far more."""
@@ -131,12 +144,12 @@ def agree(result: np.ndarray, reference: np.ndarray) -> bool:
     return bool(np.allclose(result, reference, rtol=1e-3, atol=1e-3 * max(scale, 1e-30)))
 
 
-def time_impls(impls, settings: Settings, clock=time.perf_counter, note=print):
+def time_impls(impls, settings: Settings, clock=time.perf_counter, note=print, reference=None):
     """{label: [seconds per call, one per round]}, {label: output agrees with
-    the reference} and {label: calls per block}.  A peer that fails is dropped
-    with a note; a failing fastconv implementation raises."""
-    reference, agrees, reps = None, {}, {}
-    for impl in sorted(impls, key=lambda i: not i.is_peer):   # peers first: the reference
+    `reference`, None without one} and {label: calls per block}.  A peer that
+    fails is dropped with a note; a failing fastconv implementation raises."""
+    agrees, reps = {}, {}
+    for impl in list(impls):
         t0 = clock()
         try:
             out = impl.fn()
@@ -147,9 +160,8 @@ def time_impls(impls, settings: Settings, clock=time.perf_counter, note=print):
             impls.remove(impl)
             continue
         once = clock() - t0
-        reference = out if reference is None else reference
-        agrees[impl.label] = agree(out, reference)
-        del out   # only the reference is kept: outputs of batch-8 layers are large
+        agrees[impl.label] = None if reference is None else agree(out, reference)
+        del out   # outputs of batch-8 layers are large
         if once < 0.25:  # a second warm-up gives a call time free of first-call costs
             t0 = clock()
             impl.fn()
@@ -178,7 +190,8 @@ def run_entry(entry, batch: int, threads: int, settings: Settings,
     arrays = make_arrays(entry, batch)
     impls = fastconv_impls(entry, arrays, settings) + \
         peer_impls(entry, arrays, settings, threads, note)
-    times, agrees, reps = time_impls(impls, settings, note=note)
+    times, agrees, reps = time_impls(impls, settings, note=note,
+                                     reference=oracle(entry, arrays))
     nbytes = entry.min_bytes(batch)
     rows = []
     for impl in impls:
