@@ -60,18 +60,33 @@ _forked_after_omp = False  # forked after that layer started: its regions would 
 _twins = {}
 
 
+def _jitted_callees(kernel):
+    """(global name, dispatcher) for each jitted function kernel calls by name."""
+    scope = kernel.py_func.__globals__
+    for name in kernel.py_func.__code__.co_names:
+        callee = scope.get(name)
+        if isinstance(callee, numba.core.dispatcher.Dispatcher) and callee is not kernel:
+            yield name, callee
+
+
+def _reaches_prange(kernel) -> bool:
+    if kernel.targetoptions.get("parallel"):
+        return True
+    return any(_reaches_prange(callee) for _, callee in _jitted_callees(kernel))
+
+
 def _serial_twin(kernel):
-    """kernel compiled without parallel=True (prange runs as range), and so
-    is every jitted function it calls, for a child forked after the omp layer
-    started; compiled once per process, not cached to disk (Numba's cache
-    keys do not tell parallel from serial)."""
+    """kernel compiled without parallel=True (prange runs as range), for a
+    child forked after the omp layer started, and so is every function on its
+    way to a parallel one (serial callees keep their cached code); compiled
+    once per process, not cached to disk (Numba's cache keys do not tell
+    parallel from serial)."""
     twin = _twins.get(kernel)
     if twin is None:
         fn = kernel.py_func
         scope = dict(fn.__globals__)
-        for name in fn.__code__.co_names:  # the kernels it calls, serial too
-            callee = scope.get(name)
-            if isinstance(callee, numba.core.dispatcher.Dispatcher) and callee is not kernel:
+        for name, callee in _jitted_callees(kernel):
+            if _reaches_prange(callee):
                 scope[name] = _serial_twin(callee)
         fn = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__,
                                 fn.__closure__)
