@@ -166,21 +166,29 @@ def test_torchvision_summary_fc_share():
         assert s.params == g.params()
 
 
-def test_bench_networks_runs_on_a_tiny_configuration():
+def test_bench_networks_runs_on_a_tiny_configuration(tmp_path):
     # The command's plumbing (export, one worker process per implementation,
-    # alternating rounds), not its timings.
+    # alternating rounds, the JSON and Markdown reports), not its timings.
+    import json
     import subprocess
     import sys
     pytest.importorskip("torch")
     cmd = [sys.executable, "-m", "fastconv", "bench", "--suite", "networks", "--networks",
            "squeezenet1_1", "--size", "48", "--batch", "2", "--rounds", "2", "--threads", "1",
-           "--compare", "onnxruntime"]
+           "--compare", "onnxruntime", "--json", str(tmp_path / "r.json"),
+           "--markdown", str(tmp_path / "r.md")]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.returncode == 0, out.stderr[-2000:]
     row = next(line.split() for line in out.stdout.splitlines() if line.startswith("squeeze"))
     assert row[1] == "2" and float(row[2]) > 0 and float(row[3]) > 0
     assert float(row[-1]) < 1e-4          # fastconv's max error vs ONNX Runtime
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert "--suite networks" in report["command"]
+    (saved,) = report["rows"]
+    assert saved["network"] == "squeezenet1_1" and saved["batch"] == 2
+    assert saved["ms"]["fastconv"] == pytest.approx(float(row[2]), abs=0.01)
+    assert "| squeezenet1_1 | 2 |" in (tmp_path / "r.md").read_text()
 
 
 # -- single ops against ONNX Runtime ------------------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import shlex
 import sys
 from importlib import metadata
@@ -169,13 +170,36 @@ def bench_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _write_network_rows(rows, impls, argv, json_path, markdown_path):
+    """The networks suite's rows as JSON and as a Markdown table, with the command."""
+    command = " ".join(["python -m fastconv bench"] + [shlex.quote(a) for a in argv])
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"command": command, "rows": rows}, f, indent=1)
+    if markdown_path:
+        lines = [f"`{command}`", "",
+                 "| network | batch | " + " | ".join(f"{i} ms" for i in impls)
+                 + " | ort / fastconv | max err |",
+                 "|---|---:|" + "---:|" * (len(impls) + 2)]
+        for r in rows:
+            ratio, err = r["ort_over_fastconv"], r["fastconv_error"]
+            lines.append(f"| {r['network']} | {r['batch']} | "
+                         + " | ".join(f"{r['ms'][i]:.2f}" for i in impls)
+                         + f" | {'' if ratio is None else f'{ratio:.2f}'}"
+                         + f" | {'' if err is None else f'{err:.1e}'} |")
+        with open(markdown_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
 def bench(argv) -> int:
     """`python -m fastconv bench ARGV...`"""
     args = bench_parser().parse_args(argv)
     if args.suite == "networks":
         impls = ("fastconv",) + tuple(p for p in args.compare if p in _netbench.IMPLS)
-        _netbench.run(args.networks, args.batch, (args.threads or (get_num_threads(),))[0],
-                      args.size, max(args.rounds, 1), impls=impls)
+        rows = _netbench.run(args.networks, args.batch,
+                             (args.threads or (get_num_threads(),))[0], args.size,
+                             max(args.rounds, 1), impls=impls)
+        _write_network_rows(rows, impls, argv, args.json, args.markdown)
         return 0
     command = " ".join(["python -m fastconv bench"] + [shlex.quote(a) for a in argv])
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
