@@ -50,3 +50,20 @@ def test_conv_args_fill_every_field(layout):
     assert a.layout == (lib.FC_NCHW if layout == "NCHW" else lib.FC_NHWC)
     assert (a.groups, a.relu, a.ws_bytes) == (1, 0, 64)
     assert int(ffi.cast("uintptr_t", a.y)) == out.ctypes.data
+
+
+def test_pool_args_fill_every_field():
+    x = np.zeros((2, 3, 9, 11), np.float32)[:, :, ::-1]  # negative row stride
+    x, p = _args.pool2d_args("max_pool2d", x, (3, 2), (2, 1), ((1, 0), (0, 1)), (1, 2), True,
+                             "max")
+    out = np.empty(p.out_shape, x.dtype)
+    args = c.pool_args(x, p, out)
+    assert sorted(args) == sorted(header_fields("fc_pool_args"))
+    a = ffi.new("fc_pool_args *", args)
+    assert (a.n, a.c, a.h, a.w, a.kh, a.kw) == (2, 3, 9, 11, 3, 2)
+    assert (a.stride_h, a.stride_w, a.dil_h, a.dil_w) == (2, 1, 1, 2)
+    assert (a.pad_top, a.pad_bottom, a.pad_left, a.pad_right) == (1, 0, 0, 1)
+    assert (a.oh, a.ow) == p.out_shape[2:] and a.mode == lib.FC_POOL_MAX
+    item = x.itemsize
+    assert (a.xs_n, a.xs_c, a.xs_h, a.xs_w) == tuple(s // item for s in x.strides)
+    assert int(ffi.cast("uintptr_t", a.y)) == out.ctypes.data

@@ -172,12 +172,22 @@ def pack_gemm(mat, side):
     return _owned(_GEMM_PACK[mat.dtype](g, lib.FC_PACK_A if side == "a" else lib.FC_PACK_B))
 
 
+def pool_args(x, p, out) -> dict:
+    """fc_pool_args (csrc/fastconv.h) by field name: x walkable NCHW, out contiguous."""
+    xs_n, xs_c, xs_h, xs_w = _estrides(x)
+    top, bottom, left, right = p.padding
+    return {"n": p.n, "c": p.c, "h": p.h, "w": p.w, "kh": p.kh, "kw": p.kw,
+            "oh": p.oh, "ow": p.ow, "stride_h": p.stride[0], "stride_w": p.stride[1],
+            "pad_top": top, "pad_bottom": bottom, "pad_left": left, "pad_right": right,
+            "dil_h": p.dilation[0], "dil_w": p.dilation[1], "mode": _POOL_MODE[p.mode],
+            "x": _ptr(x), "xs_n": xs_n, "xs_c": xs_c, "xs_h": xs_h, "xs_w": xs_w,
+            "y": _ptr(out)}
+
+
 def pool2d(x, p, out):
     """Max or average pooling (fastconv._args.PoolParams) of NCHW x into contiguous out."""
     x = _usable(x)
-    a = ffi.new("fc_pool_args *", (
-        p.n, p.c, p.h, p.w, p.kh, p.kw, p.oh, p.ow, p.stride[0], p.stride[1], *p.padding,
-        p.dilation[0], p.dilation[1], _POOL_MODE[p.mode], _ptr(x), *_estrides(x), _ptr(out)))
+    a = ffi.new("fc_pool_args *", pool_args(x, p, out))
     use_threads()
     _check(_POOL[x.dtype](a))
 
