@@ -30,7 +30,7 @@ enum { FC_BIAS_NONE = 0, FC_BIAS_PER_ROW = 1, FC_BIAS_PER_COL = 2 };
 /* Activation layout of conv input and output. */
 enum { FC_NCHW = 0, FC_NHWC = 1 };
 
-/* C[m,n] = (accumulate ? C : 0) + sum_k A[m,k] * B[k,n]  (+ bias) (ReLU).
+/* C[m,n] = (accumulate ? C : 0) + sum_k A[m,k] * B[k,n]  (+ bias) (ReLU or PReLU).
  * Element (i,j) of X lives at X + i*rsX + j*csX.  The pointer type is float
  * for fc_sgemm and double for fc_dgemm.  C must not overlap A, B or bias. */
 typedef struct {
@@ -42,6 +42,8 @@ typedef struct {
     int bias_mode;      /* FC_BIAS_* */
     int relu;           /* 1: clamp the result at 0 after the bias */
     int accumulate;     /* 1: beta = 1, add into C; 0: beta = 0, C is write-only */
+    const void *slope;  /* PReLU after the bias: x < 0 ? slope * x : x (relu must be 0); */
+    int slope_mode;     /* m or n entries as for bias (FC_BIAS_*; NONE: no slope) */
 } fc_gemm_args;
 
 int fc_sgemm(const fc_gemm_args *args);
@@ -70,6 +72,7 @@ typedef struct {
     void *y;
     int relu;
     void *ws; int64_t ws_bytes;
+    const void *slope;  /* k entries or NULL: PReLU after the bias (relu must be 0) */
 } fc_conv_args;
 
 int fc_sconv_direct(const fc_conv_args *args);

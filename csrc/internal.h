@@ -6,13 +6,16 @@
 #include "fastconv.h"
 
 /* ---- GEMM kernels ------------------------------------------------------
- * What a micro-kernel applies while it stores its tile of C.  bias points at
- * the tile's first row (FC_BIAS_PER_ROW) or first column (FC_BIAS_PER_COL). */
+ * What a micro-kernel applies while it stores its tile of C.  bias and slope
+ * point at the tile's first row (FC_BIAS_PER_ROW) or first column
+ * (FC_BIAS_PER_COL). */
 typedef struct {
     const void *bias;
     int bias_mode;
     int relu;
     int accumulate;
+    const void *slope;
+    int slope_mode;
 } fc_epilogue;
 
 /* C[0:m, 0:n] (epilogue)= A B over k steps, for m <= MR, n <= NR.
@@ -98,6 +101,7 @@ typedef struct {
     int64_t rows;               /* general tile: 1, or 2 output rows at once (narrow outputs) */
     int64_t x_row, y_row;       /* ... elements between those two rows in x and in y */
     int relu;
+    const void *slope;          /* kb entries (PReLU), or NULL */
 } fc_conv_tile;
 
 typedef void (*fc_conv_tile_fn)(const fc_conv_tile *t);
@@ -112,6 +116,8 @@ typedef struct {
     double bias;
     void *y;
     int relu;
+    int prelu;                  /* negative outputs times slope */
+    double slope;
 } fc_dw_row;
 
 typedef void (*fc_dw_row_fn)(const fc_dw_row *r);

@@ -24,3 +24,5 @@
 #define MASK_FIRST(left) GT(SPLAT((left) < 0 ? 0 : (left) > VL ? VL : (left)), LANES())
 #define MLOADU(mk, p) OP(maskload)(p, mk)
 #define MSTOREU(p, mk, v) OP(maskstore)(p, mk, v)
+/* x < 0 ? x * s : x per lane (NaN passes through). */
+#define NEG_SCALE(x, s) OP(blendv)(x, OP(mul)(x, s), OP(cmp)(x, OP(setzero)(), _CMP_LT_OQ))

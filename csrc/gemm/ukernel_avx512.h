@@ -19,3 +19,9 @@
     ((left) >= VL ? (MASK)-1 : (left) <= 0 ? (MASK)0 : (MASK)((1u << (left)) - 1))
 #define MLOADU(mk, p) OP(maskz_loadu)(mk, p)
 #define MSTOREU(p, mk, v) OP(mask_storeu)(p, mk, v)
+/* x < 0 ? x * s : x per lane (NaN passes through). */
+#if FC_T_IS_DOUBLE
+#define NEG_SCALE(x, s) OP(mask_mul)(x, _mm512_cmp_pd_mask(x, OP(setzero)(), _CMP_LT_OQ), x, s)
+#else
+#define NEG_SCALE(x, s) OP(mask_mul)(x, _mm512_cmp_ps_mask(x, OP(setzero)(), _CMP_LT_OQ), x, s)
+#endif

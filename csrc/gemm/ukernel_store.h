@@ -10,7 +10,7 @@
     static inline void name(const T *acc, int64_t nr, T *c, int64_t rsc, int64_t csc,   \
                             int64_t m, int64_t n, const fc_epilogue *ep)                \
     {                                                                                   \
-        const T *bias = (const T *)ep->bias;                                            \
+        const T *bias = (const T *)ep->bias, *slope = (const T *)ep->slope;             \
         for (int64_t i = 0; i < m; i++)                                                 \
             for (int64_t j = 0; j < n; j++) {                                           \
                 T *cij = c + i * rsc + j * csc;                                         \
@@ -23,6 +23,8 @@
                     x += bias[j];                                                       \
                 if (ep->relu && x < 0) /* NaN passes through */                         \
                     x = 0;                                                              \
+                else if (ep->slope_mode != FC_BIAS_NONE && x < 0)                       \
+                    x *= slope[ep->slope_mode == FC_BIAS_PER_ROW ? i : j];              \
                 *cij = x;                                                               \
             }                                                                           \
     }

@@ -127,6 +127,36 @@ def as_array(name: str, value) -> np.ndarray:
             from None
 
 
+def activation(relu, negative_slope, channels: int, dtype):
+    """The epilogue a kernel applies after the bias: False, True (ReLU), or
+    the PReLU slopes as a contiguous (channels,) array of `dtype` (from a
+    scalar, one slope, or one per output channel)."""
+    relu = flag("relu", relu)
+    if negative_slope is None:
+        return relu
+    if relu:
+        raise ValueError("relu=True and negative_slope are exclusive (relu is negative_slope=0)")
+    if isinstance(negative_slope, (bool, np.bool_)):
+        raise TypeError(f"negative_slope must be a number or an array of {channels} numbers; "
+                        f"got {negative_slope!r}")
+    arr = as_array("negative_slope", negative_slope)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"negative_slope must be real numbers; got dtype {arr.dtype}")
+    if arr.ndim > 1 or arr.size not in (1, channels):
+        raise ValueError(f"negative_slope must be a scalar or have one entry per output "
+                         f"channel ({channels}); got shape {arr.shape}")
+    return np.ascontiguousarray(np.broadcast_to(arr.astype(dtype, copy=False).reshape(-1),
+                                                (channels,)))
+
+
+def apply_slope(y: np.ndarray, slope: np.ndarray, axis: int) -> None:
+    """PReLU in place along `axis` of y: y < 0 ? slope * y : y (NaN passes),
+    for backends whose kernels do not fuse it into their store."""
+    shape = [1] * y.ndim
+    shape[axis] = -1
+    np.multiply(y, slope.reshape(shape), out=y, where=y < 0)
+
+
 def float_array(name: str, value, dtype=None, ints: bool = False) -> np.ndarray:
     """An array-like as an ndarray of float32/float64 (no copy if it is one);
     with ints=True integer arrays pass too (for layers exact on integers)."""

@@ -39,24 +39,39 @@ def matmul(a, b, *, backend=None, out=None):
     return _finish(target, out)
 
 
-def linear(x, weight, bias=None, *, backend=None, out=None, relu=False):
+def linear(x, weight, bias=None, *, backend=None, out=None, relu=False,
+           negative_slope=None):
     """x @ weight.T + bias, with weight (out_features, in_features), as torch's F.linear.
     weight may be a PackedWeight (holding the bias).  relu=True applies ReLU
-    in the kernel's store."""
+    in the kernel's store; negative_slope (a scalar or one per output
+    feature) applies PReLU there instead: y < 0 ? slope * y : y."""
     be = resolve_backend(backend)
     packed = None
     if isinstance(weight, PackedWeight):
         packed, (weight, bias) = weight, weight.unpack("linear", bias, 2)
     x, weight, bias = _args.linear_args(x, weight, bias)
-    relu = _args.flag("relu", relu)
+    relu = _args.activation(relu, negative_slope, weight.shape[0], x.dtype)
     shape = x.shape[:-1] + (weight.shape[0],)
     out = _args.out_array(out, shape, x.dtype)
     target, out = _result(out, shape, x.dtype, x, weight, bias)
     if target.size:
         x2, y2 = (x, target) if x.ndim == 2 else (x[None], target[None])
-        _gemm(_backend(be).gemm, x2, weight.T, y2, bias, 1, relu,
+        kernels = _backend(be)
+        relu, slope = _epilogue(kernels, relu)
+        _gemm(kernels.gemm, x2, weight.T, y2, bias, 1, relu,
               packed if be == "c" else None, ("b", 0))
+        if slope is not None:
+            _args.apply_slope(target, slope, -1)
     return _finish(target, out)
+
+
+def _epilogue(kernels, relu):
+    """(what the kernels apply in their store, PReLU slopes to apply after
+    them): a backend declares FUSED_PRELU when its kernels take the slopes
+    where they take relu."""
+    if isinstance(relu, np.ndarray) and not getattr(kernels, "FUSED_PRELU", False):
+        return False, relu
+    return relu, None
 
 
 def _gemm(gemm, a, b, y, bias, bias_axis, relu, packed, key):
@@ -72,7 +87,8 @@ def _gemm(gemm, a, b, y, bias, bias_axis, relu, packed, key):
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           algorithm="auto", backend=None, layout="NCHW", out=None, relu=False):
+           algorithm="auto", backend=None, layout="NCHW", out=None, relu=False,
+           negative_slope=None):
     """2-D convolution with torch.nn.functional.conv2d semantics.
 
     x is (N, C, H, W), or (N, H, W, C) with layout="NHWC" (the output then is
@@ -80,7 +96,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     and the bias (fastconv.packed: no weight work per call).  padding: int, pair,
     ((top, bottom), (left, right)), "valid" or "same".  algorithm: "auto",
     "direct" or "im2col"; fastconv.lower.conv2d shows what each one runs.
-    relu=True applies ReLU in the kernel's store.
+    relu=True applies ReLU in the kernel's store; negative_slope (a scalar or
+    one per output channel) applies PReLU there instead: y < 0 ? slope * y : y.
     """
     be = resolve_backend(backend)
     _args.choice("algorithm", algorithm, _args.ALGORITHMS)
@@ -89,13 +106,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         packed, (weight, bias) = weight, weight.unpack("conv2d", bias, 4)
     x, weight, bias, p = _args.conv2d_args(x, weight, bias, stride, padding, dilation,
                                            groups, layout)
-    relu = _args.flag("relu", relu)
+    relu = _args.activation(relu, negative_slope, p.k, x.dtype)
     out = _args.out_array(out, p.out_shape, x.dtype)
     target, out = _result(out, p.out_shape, x.dtype, x, weight, bias)
     if target.size == 0:
         return _finish(target, out)
     plan = lower.plan_conv(p, x.itemsize, algorithm, be)
     kernels = _backend(be)
+    relu, slope = _epilogue(kernels, relu)
     packed = packed if be == "c" else None
     if be == "numpy":
         kernels.conv2d(x, weight, bias, p, None, target, 0, relu)
@@ -106,6 +124,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
                        packed=packed.conv(plan.algorithm, p.groups, p.layout))
     else:
         kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu)
+    if slope is not None:
+        _args.apply_slope(target, slope, 1 if p.layout == "NCHW" else 3)
     return _finish(target, out)
 
 
@@ -123,12 +143,13 @@ def _conv_as_gemm(gemm, x, weight, bias, p, y, relu, packed=None):
     for g in range(p.groups):
         wg = weight[g * kg:(g + 1) * kg].reshape(kg, cg)
         bg = None if bias is None else bias[g * kg:(g + 1) * kg]
+        act = relu[g * kg:(g + 1) * kg] if isinstance(relu, np.ndarray) else relu
         if p.layout == "NHWC":  # y[NHW, K] = x[NHW, C] @ weight[K, C].T
             xm = x[..., g * cg:(g + 1) * cg].reshape(-1, cg)
-            _gemm(gemm, xm, wg.T, y.reshape(-1, p.k)[:, g * kg:(g + 1) * kg], bg, 1, relu,
+            _gemm(gemm, xm, wg.T, y.reshape(-1, p.k)[:, g * kg:(g + 1) * kg], bg, 1, act,
                   packed, ("b", g, p.groups))
         else:                   # per image: y[n][K, HW] = weight[K, C] @ x[n][C, HW]
             for n in range(p.n):
                 xm = x[n, g * cg:(g + 1) * cg].reshape(cg, -1)
-                _gemm(gemm, wg, xm, y[n, g * kg:(g + 1) * kg].reshape(kg, -1), bg, 0, relu,
+                _gemm(gemm, wg, xm, y[n, g * kg:(g + 1) * kg].reshape(kg, -1), bg, 0, act,
                       packed, ("a", g, p.groups))

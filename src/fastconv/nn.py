@@ -168,10 +168,11 @@ class Conv2d(_Weighted):
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.groups, self.algorithm = groups, algorithm
 
-    def forward(self, x, relu=False):
+    def forward(self, x, relu=False, negative_slope=None):
         x = _input(self, x, dtype=self.weight.dtype)
         return api.conv2d(x, self.packed(), None, self.stride, self.padding, self.dilation,
-                          self.groups, algorithm=self.algorithm, relu=relu)
+                          self.groups, algorithm=self.algorithm, relu=relu,
+                          negative_slope=negative_slope)
 
     def _params(self, shape):
         x = _shape_only((1,) + _sample_shape(self, shape, 3, "(C, H, W)"))
@@ -199,9 +200,9 @@ class Linear(_Weighted):
         weight = _float_weight("weight", weight, 2, "(out_features, in_features)")
         super().__init__(weight, bias)
 
-    def forward(self, x, relu=False):
+    def forward(self, x, relu=False, negative_slope=None):
         x = _input(self, x, dtype=self.weight.dtype)
-        return api.linear(x, self.packed(), relu=relu)
+        return api.linear(x, self.packed(), relu=relu, negative_slope=negative_slope)
 
     def output_shape(self, shape):
         if _args.shape("input_shape", shape) != (self.weight_shape[1],):
@@ -397,9 +398,30 @@ class Softmax(Module):
         return e / e.sum(axis=1, keepdims=True)
 
 
+def run_chain(layers, x):
+    """x through `layers` in order; a ReLU or PReLU right after a Conv2d or
+    Linear runs in that layer's kernel store (one pass over the output, not two)."""
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        after = layers[i + 1] if i + 1 < len(layers) else None
+        if not isinstance(layer, (Conv2d, Linear)) or type(after) not in (ReLU, PReLU):
+            x = layer(x)
+            i += 1
+            continue
+        if type(after) is ReLU:
+            x = layer.forward(x, relu=True)
+        else:
+            k = layer.weight_shape[0]
+            after._check_channels(k, f"(N, {k}, ...)")
+            x = layer.forward(x, negative_slope=after.slope)
+        i += 2
+    return x
+
+
 class Sequential(Module):
-    """Layers applied in order.  A ReLU right after a Conv2d or Linear runs
-    inside that layer's kernel (one pass over the output, not two)."""
+    """Layers applied in order.  A ReLU or PReLU right after a Conv2d or Linear
+    runs inside that layer's kernel (one pass over the output, not two)."""
 
     def __init__(self, *layers, input_shape=None):
         for layer in layers:
@@ -431,14 +453,7 @@ class Sequential(Module):
         if self.input_shape is not None:  # x itself goes on: a list takes the weights' dtype
             shape = tuple(x.shape) if hasattr(x, "shape") else _args.as_array("x", x).shape
             self.check_input_shape(shape[1:], shape)
-        i = 0
-        while i < len(self.layers):
-            layer = self.layers[i]
-            fuse = isinstance(layer, (Conv2d, Linear)) and i + 1 < len(self.layers) \
-                and type(self.layers[i + 1]) is ReLU
-            x = layer.forward(x, relu=True) if fuse else layer(x)
-            i += 2 if fuse else 1
-        return x
+        return run_chain(self.layers, x)
 
     def output_shape(self, shape):
         shape = self.check_input_shape(shape)

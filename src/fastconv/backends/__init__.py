@@ -11,6 +11,10 @@ pool2d(x, p, out)
     max or average pooling (p: fastconv._args.PoolParams) of NCHW x, any
     strides, into out, C-contiguous of shape p.out_shape.
 
+relu is False, True or, for a backend with FUSED_PRELU = True, the PReLU
+slopes along the output channels (fastconv._args.activation); fastconv.api
+applies the slopes itself after a backend without it.
+
 The C backend's gemm and conv2d also take packed= (a pack made by its
 pack_gemm / pack_conv, see fastconv.packed), which the others never receive.
 

@@ -82,34 +82,51 @@ def _check(rc):
         raise RuntimeError(f"fastconv C core: internal error {rc}")
 
 
-def gemm_args(a, b, c, bias, bias_mode, relu, accumulate=False) -> dict:
-    """fc_gemm_args (csrc/fastconv.h) by field name, for C = A B with A, B, C walkable."""
+FUSED_PRELU = True  # relu= may be the PReLU slopes (see fastconv.api)
+
+
+def _slope(relu):
+    """(relu flag, PReLU slopes or None) of an epilogue (fastconv._args.activation)."""
+    if isinstance(relu, np.ndarray):
+        return 0, _contiguous(relu)
+    return int(relu), None
+
+
+def gemm_args(a, b, c, bias, bias_mode, relu, accumulate=False, slope=None,
+              slope_mode=None) -> dict:
+    """fc_gemm_args (csrc/fastconv.h) by field name, for C = A B with A, B, C
+    walkable; slope (PReLU) per row or column by slope_mode (FC_BIAS_*)."""
     (rsa, csa), (rsb, csb), (rsc, csc) = _estrides(a), _estrides(b), _estrides(c)
     return {"m": a.shape[0], "n": b.shape[1], "k": a.shape[1],
             "a": _ptr(a), "rsa": rsa, "csa": csa, "b": _ptr(b), "rsb": rsb, "csb": csb,
             "c": _ptr(c), "rsc": rsc, "csc": csc, "bias": _ptr(bias), "bias_mode": bias_mode,
-            "relu": int(relu), "accumulate": int(accumulate)}
+            "relu": int(relu), "accumulate": int(accumulate), "slope": _ptr(slope),
+            "slope_mode": lib.FC_BIAS_NONE if slope is None else slope_mode}
 
 
 def gemm(a, b, out, bias=None, bias_axis=1, relu=False, packed=None):
-    """packed: a or b packed once by pack_gemm (the call then reads that operand there)."""
+    """packed: a or b packed once by pack_gemm (the call then reads that operand there).
+    relu: a flag, or PReLU slopes along bias_axis."""
     a, b = _usable(a), _usable(b)
     target = out if _walkable(out) else np.empty(out.shape, out.dtype)
+    relu, slope = _slope(relu)
+    axis_mode = lib.FC_BIAS_PER_ROW if bias_axis == 0 else lib.FC_BIAS_PER_COL
     if bias is None:
         bias_mode = lib.FC_BIAS_NONE
     else:
         bias = _contiguous(bias)
-        bias_mode = lib.FC_BIAS_PER_ROW if bias_axis == 0 else lib.FC_BIAS_PER_COL
+        bias_mode = axis_mode
     use_threads()
-    g = ffi.new("fc_gemm_args *", gemm_args(a, b, target, bias, bias_mode, relu))
+    g = ffi.new("fc_gemm_args *", gemm_args(a, b, target, bias, bias_mode, relu, slope=slope,
+                                            slope_mode=axis_mode))
     _check(_GEMM[a.dtype](g) if packed is None else _GEMM_PACKED[a.dtype](g, packed))
     if target is not out:
         out[...] = target
 
 
-def conv_args(x, weight, bias, p, out, ws, relu) -> dict:
+def conv_args(x, weight, bias, p, out, ws, relu, slope=None) -> dict:
     """fc_conv_args (csrc/fastconv.h) by field name: x walkable; weight, bias
-    (or None), out and ws (or None) contiguous."""
+    (or None), out, ws and slope (or None) contiguous."""
     sn, s1, s2, s3 = _estrides(x)
     nchw = p.layout == "NCHW"
     xs_c, xs_h, xs_w = (s1, s2, s3) if nchw else (s3, s1, s2)
@@ -120,7 +137,7 @@ def conv_args(x, weight, bias, p, out, ws, relu) -> dict:
             "layout": lib.FC_NCHW if nchw else lib.FC_NHWC,
             "x": _ptr(x), "xs_n": sn, "xs_c": xs_c, "xs_h": xs_h, "xs_w": xs_w,
             "weight": _ptr(weight), "bias": _ptr(bias), "y": _ptr(out), "relu": int(relu),
-            "ws": _ptr(ws), "ws_bytes": 0 if ws is None else ws.nbytes}
+            "ws": _ptr(ws), "ws_bytes": 0 if ws is None else ws.nbytes, "slope": _ptr(slope)}
 
 
 def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, packed=None):
@@ -130,7 +147,8 @@ def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, pack
     weight = _contiguous(weight)
     bias = None if bias is None else _contiguous(bias)
     ws = np.empty(workspace_bytes, np.uint8) if algorithm == "im2col" else None
-    a = ffi.new("fc_conv_args *", conv_args(x, weight, bias, p, out, ws, relu))
+    relu, slope = _slope(relu)
+    a = ffi.new("fc_conv_args *", conv_args(x, weight, bias, p, out, ws, relu, slope))
     use_threads()
     if packed is None:
         _check(_CONV[algorithm, x.dtype](a))

@@ -27,8 +27,7 @@ class PNet(nn.Module):
         self._softmax = nn.Softmax()
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer(x)
+        x = nn.run_chain(self.layers, x)
         return self._softmax(x[:, :2]), x[:, 2:]
 
     def output_shape(self, shape):
