@@ -9,9 +9,6 @@ import fastconv
 from fastconv import nn
 from isas import c_isas, using_isa
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
-
 BACKENDS = ("c", "numba", "numpy")
 # (n, c, h, w, k, kernel, stride, padding, groups): direct tiles (full and
 # narrow channel blocks, two-row tiles), depthwise (planar and channels-last),
@@ -30,6 +27,8 @@ SHAPES = [
 
 
 def torch_ref(x, w, b, slope, stride, padding, groups):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
     t = [torch.from_numpy(a.astype(np.float64)) for a in (x, w, b, slope)]
     y = F.conv2d(t[0], t[1], t[2], stride=stride, padding=padding, groups=groups)
     return F.prelu(y, t[3]).numpy()
@@ -48,6 +47,7 @@ def isas(backend):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_conv2d_matches_torch(backend, dtype, layout):
+    pytest.importorskip("torch")
     rng = np.random.default_rng(7)
     for n, c, h, w, k, kk, stride, padding, groups in SHAPES:
         x = rng.standard_normal((n, c, h, w)).astype(dtype)
@@ -68,6 +68,8 @@ def test_conv2d_matches_torch(backend, dtype, layout):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_linear_matches_torch(backend):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
     rng = np.random.default_rng(3)
     for m, kdim, nout in [(1, 100, 30), (5, 64, 17), (40, 33, 50), (7, 1, 3), (3, 0, 5),
                           (1, 25, 1), (2, 300, 1)]:
