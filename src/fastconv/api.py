@@ -123,12 +123,13 @@ def _conv_as_gemm(gemm, x, weight, bias, p, y, relu, packed=None):
     for g in range(p.groups):
         wg = weight[g * kg:(g + 1) * kg].reshape(kg, cg)
         bg = None if bias is None else bias[g * kg:(g + 1) * kg]
-        if p.layout == "NHWC":  # y[NHW, K] = x[NHW, C] @ weight[K, C].T
+        key = (lower.WEIGHT_SIDE[p.layout], g, p.groups)
+        if p.layout == "NHWC":  # the whole batch at once: the pixels x[NHW, C] are the patches
             xm = x[..., g * cg:(g + 1) * cg].reshape(-1, cg)
-            _gemm(gemm, xm, wg.T, y.reshape(-1, p.k)[:, g * kg:(g + 1) * kg], bg, 1, relu,
-                  packed, ("b", g, p.groups))
-        else:                   # per image: y[n][K, HW] = weight[K, C] @ x[n][C, HW]
-            for n in range(p.n):
-                xm = x[n, g * cg:(g + 1) * cg].reshape(cg, -1)
-                _gemm(gemm, wg, xm, y[n, g * kg:(g + 1) * kg].reshape(kg, -1), bg, 0, relu,
-                      packed, ("a", g, p.groups))
+            views = [(xm, y.reshape(-1, p.k)[:, g * kg:(g + 1) * kg])]
+        else:                   # per image: the patches are x[n][C, HW]
+            views = [(x[n, g * cg:(g + 1) * cg].reshape(cg, -1),
+                      y[n, g * kg:(g + 1) * kg].reshape(kg, -1)) for n in range(p.n)]
+        for xm, yg in views:
+            a, b, bias_axis = lower.group_gemm(p.layout, wg, xm)
+            _gemm(gemm, a, b, yg, bg, bias_axis, relu, packed, key)

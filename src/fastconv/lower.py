@@ -44,6 +44,24 @@ class GemmPlan:
         return f"GEMM {shape}{groups} ({self.algorithm}, {_mib(self.workspace_bytes)} workspace)"
 
 
+#: Which GEMM operand ("a" or "b") a group's weights are in each layout (see group_gemm).
+WEIGHT_SIDE = {"NCHW": "a", "NHWC": "b"}
+
+
+def group_gemm(layout: str, weight_g, patches):
+    """One group's convolution as the GEMM out_g = a @ b: (a, b, bias_axis).
+
+        NCHW  out_g[K/g, pixels] = W_g @ patches     (a bias per row)
+        NHWC  out_g[pixels, K/g] = patches @ W_g^T   (a bias per column)
+
+    weight_g is (K/g, C/g*kh*kw); patches is the operand of the patch matrix
+    (C/g*kh*kw x pixels for NCHW, its transpose for NHWC), whatever form a
+    backend gives it.  Every backend's per-group GEMM is built here."""
+    if WEIGHT_SIDE[layout] == "a":
+        return weight_g, patches, 0
+    return patches, weight_g.T, 1
+
+
 def _mib(nbytes: int) -> str:
     return f"{nbytes / (1 << 20):.2f} MiB" if nbytes >= 1 << 16 else f"{nbytes} B"
 
@@ -82,9 +100,14 @@ def _im2col_wins(p: _args.ConvParams) -> bool:
 def im2col_workspace(p: _args.ConvParams, itemsize: int) -> int:
     """Bytes of patches im2col lowers at once: whole output rows within the
     budget, and at least one row (which may exceed WORKSPACE_LIMIT)."""
-    row = (p.c // p.groups) * p.kh * p.kw * p.ow * itemsize
+    row = im2col_row_bytes(p, itemsize)
     rows = max(1, min(p.oh, IM2COL_BUDGET // max(row, 1)))
     return rows * row
+
+
+def im2col_row_bytes(p: _args.ConvParams, itemsize: int) -> int:
+    """Bytes of the patches of one output row (of one image and group)."""
+    return (p.c // p.groups) * p.kh * p.kw * p.ow * itemsize
 
 
 def _copies(p: _args.ConvParams, itemsize: int, algo: str) -> tuple[int, str]:
@@ -97,7 +120,7 @@ def _copies(p: _args.ConvParams, itemsize: int, algo: str) -> tuple[int, str]:
     if algo == "direct":
         # Not a lowering but a layout transform: the zero-padded input (with
         # channels widened to K for depthwise convs with a channel multiplier).
-        hp, wp = p.h + p.padding[0] + p.padding[1], p.w + p.padding[2] + p.padding[3]
+        hp, wp = p.padded_hw
         depthwise = p.groups == p.c and p.groups > 1
         return p.n * hp * wp * (p.k if depthwise else p.c) * itemsize, "the padded input"
     return 0, ""
