@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BACKENDS = ("c", "numba", "numpy")
+from .backends import CAPABILITIES
+
+BACKENDS = tuple(CAPABILITIES)
 ALGORITHMS = ("auto", "direct", "im2col")
 LAYOUTS = ("NCHW", "NHWC")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))

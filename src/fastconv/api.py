@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _args, lower
-from .backends import get as _backend
+from .backends import capabilities, get as _backend
 from .config import resolve_backend
 from .packed import PackedWeight
 
@@ -55,7 +55,7 @@ def linear(x, weight, bias=None, *, backend=None, out=None, relu=False):
     if target.size:
         x2, y2 = (x, target) if x.ndim == 2 else (x[None], target[None])
         _gemm(_backend(be).gemm, x2, weight.T, y2, bias, 1, relu,
-              packed if be == "c" else None, ("b", 0))
+              packed if capabilities(be).packed else None, ("b", 0))
     return _finish(target, out)
 
 
@@ -95,9 +95,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     if target.size == 0:
         return _finish(target, out)
     plan = lower.plan_conv(p, x.itemsize, algorithm, be)
-    kernels = _backend(be)
-    packed = packed if be == "c" else None
-    if be == "numpy":
+    kernels, can = _backend(be), capabilities(be)
+    packed = packed if can.packed else None
+    if not can.runs_plan:
         kernels.conv2d(x, weight, bias, p, None, target, 0, relu)
     elif plan.algorithm == "gemm":
         _conv_as_gemm(kernels.gemm, x, weight, bias, p, target, relu, packed)

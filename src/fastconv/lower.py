@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _args
+from .backends import DEFAULT, capabilities
 
 #: im2col lowers at most this many bytes of patches at a time (whole output rows).
 IM2COL_BUDGET = 8 << 20
@@ -66,7 +67,7 @@ def _mib(nbytes: int) -> str:
     return f"{nbytes / (1 << 20):.2f} MiB" if nbytes >= 1 << 16 else f"{nbytes} B"
 
 
-def choose_algorithm(p: _args.ConvParams, requested: str, backend: str = "c") -> str:
+def choose_algorithm(p: _args.ConvParams, requested: str, backend: str = DEFAULT) -> str:
     """The algorithm that runs for `requested` ("auto", "direct", "im2col").
 
     Full-size and pointwise convs are GEMMs on the input as it lies, so both
@@ -79,22 +80,15 @@ def choose_algorithm(p: _args.ConvParams, requested: str, backend: str = "c") ->
         return "gemm"
     if requested == "im2col":
         return "im2col"
-    if backend == "numba":
-        # Numba's depthwise-free direct conv (register tiles) is not yet measured,
-        # so "auto" keeps im2col, which wins everywhere but depthwise, whose
-        # per-group GEMM is a 1 x kh*kw sliver (docs/TUNING.md).
-        return "direct" if p.groups > 1 and p.groups == p.c else "im2col"
-    return "im2col" if _im2col_wins(p) else "direct"
+    return "direct" if conv_kind(p) in capabilities(backend).auto_direct else "im2col"
 
 
-# Cost model of algorithm="auto" (measured per layer kind: docs/TUNING.md).
-# Direct convolution reads each input pixel kh*kw times from cache instead of
-# copying it kh*kw times, so it wins (or ties) whenever the kernel has more
-# than one tap.  With a single tap the lowering copy is a mere subsample and
-# the GEMM's packed panels beat the direct tiles' strided loads, so 1x1 convs
-# go to im2col (strided) or straight to the GEMM (stride 1, no copy).
-def _im2col_wins(p: _args.ConvParams) -> bool:
-    return p.kh * p.kw == 1 and p.groups == 1
+def conv_kind(p: _args.ConvParams) -> str:
+    """The kind of conv a backend's "auto" preference names (backends.Capabilities):
+    "depthwise" (one input channel per group), "grouped", "1x1" or "kxk"."""
+    if p.groups > 1:
+        return "depthwise" if p.groups == p.c else "grouped"
+    return "1x1" if p.kh * p.kw == 1 else "kxk"
 
 
 def im2col_workspace(p: _args.ConvParams, itemsize: int) -> int:
@@ -127,7 +121,7 @@ def _copies(p: _args.ConvParams, itemsize: int, algo: str) -> tuple[int, str]:
 
 
 def plan_conv(p: _args.ConvParams, itemsize: int, algorithm: str = "auto",
-              backend: str = "c") -> GemmPlan:
+              backend: str = DEFAULT) -> GemmPlan:
     """The plan for `algorithm`.  A copy of more than WORKSPACE_LIMIT bytes is
     refused with ValueError before anything is allocated; "auto" first tries
     another algorithm (direct and im2col copy different things)."""
@@ -148,7 +142,7 @@ def plan_conv(p: _args.ConvParams, itemsize: int, algorithm: str = "auto",
 
 
 def conv2d(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, layout="NCHW",
-           algorithm="auto", dtype=np.float32, backend="c") -> GemmPlan:
+           algorithm="auto", dtype=np.float32, backend=DEFAULT) -> GemmPlan:
     """The GemmPlan of conv2d on arrays of these shapes on `backend` (nothing
     is computed)."""
     dtype = _args.float_dtype("dtype", dtype)
