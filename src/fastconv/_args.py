@@ -55,6 +55,11 @@ class ConvParams:
         return padded_hw(self.h, self.w, self.padding)
 
     @property
+    def is_depthwise(self) -> bool:
+        """One input channel per group (and more than one group)."""
+        return self.groups > 1 and self.groups == self.c
+
+    @property
     def is_full_size(self) -> bool:
         """The kernel covers the whole unpadded input: the conv is an FC layer."""
         return (self.kh, self.kw) == (self.h, self.w) and self.padding == (0, 0, 0, 0) \

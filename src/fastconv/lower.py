@@ -87,7 +87,7 @@ def conv_kind(p: _args.ConvParams) -> str:
     """The kind of conv a backend's "auto" preference names (backends.Capabilities):
     "depthwise" (one input channel per group), "grouped", "1x1" or "kxk"."""
     if p.groups > 1:
-        return "depthwise" if p.groups == p.c else "grouped"
+        return "depthwise" if p.is_depthwise else "grouped"
     return "1x1" if p.kh * p.kw == 1 else "kxk"
 
 
@@ -115,8 +115,7 @@ def _copies(p: _args.ConvParams, itemsize: int, algo: str) -> tuple[int, str]:
         # Not a lowering but a layout transform: the zero-padded input (with
         # channels widened to K for depthwise convs with a channel multiplier).
         hp, wp = p.padded_hw
-        depthwise = p.groups == p.c and p.groups > 1
-        return p.n * hp * wp * (p.k if depthwise else p.c) * itemsize, "the padded input"
+        return p.n * hp * wp * (p.k if p.is_depthwise else p.c) * itemsize, "the padded input"
     return 0, ""
 
 

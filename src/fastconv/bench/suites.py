@@ -65,8 +65,8 @@ class ConvLayer:
     def reduced(self) -> "ConvLayer":
         """A small layer with the same structure (kernel, stride, padding, depthwise
         or not, full-size or not), for a fast correctness pass."""
-        full = self.is_full_size
-        depthwise = self.groups == self.c and self.groups > 1
+        p = self.params()
+        full, depthwise = p.is_full_size, p.is_depthwise
         c = min(self.c, 16 if depthwise else 8)
         k = c if depthwise else min(self.k, 12)
         side = lambda n, kn: n if full else min(n, max(2 * kn, 13))

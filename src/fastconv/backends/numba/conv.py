@@ -140,11 +140,10 @@ def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
     C-contiguous of shape p.out_shape."""
     if p.n == 0:
         return
-    depthwise = p.groups > 1 and p.groups == p.c
     # The register tiles read up to MR pixels past a row at stride sw: with a
     # stride that makes that slack larger than a padded plane, per-row kernels.
     wide_stride = _gemm.tile(x.itemsize)[0] * p.stride[1] > p.padded_hw[0] * p.padded_hw[1]
-    if algorithm == "direct" and (depthwise or wide_stride):
+    if algorithm == "direct" and (p.is_depthwise or wide_stride):
         _direct_conv(x, weight, bias, p, out, relu)  # per-channel output rows
     elif algorithm == "direct":
         _tiled_direct_conv(x, weight, bias, p, out, relu)
