@@ -11,6 +11,7 @@ import fastconv
 from fastconv import __main__ as cli
 from fastconv import lower
 from fastconv.bench import machine, report, runner, suites
+from reference import conv_out_size
 
 # Tiny timing budget: these tests check what is written, never how fast.
 FAST = ["--seconds", "0", "--rounds", "1"]
@@ -149,6 +150,9 @@ def test_layer_geometry_matches_fastconv_lowering(layer):
                             (entry.k, entry.c // entry.groups, entry.kh, entry.kw),
                             entry.stride, entry.pad, 1, entry.groups)
         oh, ow = entry.out_hw
+        # the output size as PyTorch documents it (tests/reference.py, no fastconv code)
+        assert (oh, ow) == (conv_out_size(entry.h, entry.pad, entry.pad, entry.kh, 1, entry.stride),
+                            conv_out_size(entry.w, entry.pad, entry.pad, entry.kw, 1, entry.stride))
         assert plan.m == 2 * oh * ow and plan.n * plan.groups == entry.k
         assert entry.flops(2) == 2 * plan.m * plan.n * plan.k * plan.groups
     small = layer.reduced()

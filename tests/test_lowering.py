@@ -62,6 +62,47 @@ def test_convs_that_are_not_gemms_as_they_lie_need_a_copy_or_direct():
     assert padded.algorithm == "im2col" and padded.workspace_bytes > 0
 
 
+# The "auto" rules, written out here: C (and the oracle's reported plan) run
+# im2col only for ungrouped one-tap kernels; Numba runs direct only for depthwise.
+AUTO_DIRECT = {"c": lambda kh, kw, groups, c: kh * kw > 1 or groups > 1,
+               "numpy": lambda kh, kw, groups, c: kh * kw > 1 or groups > 1,
+               "numba": lambda kh, kw, groups, c: groups > 1 and groups == c}
+
+
+@pytest.mark.parametrize("backend", sorted(AUTO_DIRECT))
+@pytest.mark.parametrize("c,k,kh,kw,groups", [(8, 16, 3, 3, 1), (8, 16, 1, 1, 1),
+                                              (8, 8, 3, 3, 8), (8, 16, 1, 1, 8),
+                                              (8, 16, 3, 1, 2), (8, 4, 1, 1, 4),
+                                              (1, 4, 5, 5, 1)])
+def test_auto_follows_each_backends_declared_preference(backend, c, k, kh, kw, groups):
+    from fastconv.backends import CAPABILITIES
+    assert set(CAPABILITIES) == set(AUTO_DIRECT) == set(fastconv.backends._MODULES)
+    # stride 2, so that no 1x1 kernel is a GEMM on the input as it lies
+    plan = lower.conv2d((1, c, 12, 12), (k, c // groups, kh, kw), stride=2, groups=groups,
+                        backend=backend)
+    want = "direct" if AUTO_DIRECT[backend](kh, kw, groups, c) else "im2col"
+    assert plan.algorithm == want
+    for forced in ("direct", "im2col"):
+        assert lower.conv2d((1, c, 12, 12), (k, c // groups, kh, kw), stride=2, groups=groups,
+                            algorithm=forced, backend=backend).algorithm == forced
+
+
+def test_only_the_c_backend_takes_packs(monkeypatch):
+    """api hands PackedWeight's packs to a backend that declares packed=True, and
+    runs the oracle's conv2d without a plan: what each backend receives."""
+    from fastconv import backends
+    seen = []
+    x = np.ones((1, 2, 5, 5), np.float32)
+    pw = fastconv.PackedWeight(np.ones((3, 2, 3, 3), np.float32))
+    for name in ("c", "numba", "numpy"):
+        mod = backends.get(name)
+        real = mod.conv2d
+        monkeypatch.setattr(mod, "conv2d", lambda *a, _r=real, _n=name, **kw:
+                            (seen.append((_n, a[4], "packed" in kw)), _r(*a, **kw))[1])
+        fastconv.conv2d(x, pw, backend=name)
+    assert seen == [("c", "direct", True), ("numba", "im2col", False), ("numpy", None, False)]
+
+
 def test_linear_plan_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="do not match"):
         lower.linear((1, 10), (4, 11))

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BACKENDS = ("c", "numba", "numpy")
+from .backends import CAPABILITIES
+
+BACKENDS = tuple(CAPABILITIES)
 ALGORITHMS = ("auto", "direct", "im2col")
 LAYOUTS = ("NCHW", "NHWC")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -48,6 +50,16 @@ class ConvParams:
         return (self.n, self.oh, self.ow, self.k)
 
     @property
+    def padded_hw(self) -> tuple[int, int]:
+        """Height and width of the zero-padded input."""
+        return padded_hw(self.h, self.w, self.padding)
+
+    @property
+    def is_depthwise(self) -> bool:
+        """One input channel per group (and more than one group)."""
+        return self.groups > 1 and self.groups == self.c
+
+    @property
     def is_full_size(self) -> bool:
         """The kernel covers the whole unpadded input: the conv is an FC layer."""
         return (self.kh, self.kw) == (self.h, self.w) and self.padding == (0, 0, 0, 0) \
@@ -62,6 +74,11 @@ class ConvParams:
     @property
     def flops(self) -> int:
         return 2 * self.n * self.k * self.oh * self.ow * (self.c // self.groups) * self.kh * self.kw
+
+
+def padded_hw(h: int, w: int, padding) -> tuple[int, int]:
+    """(H, W) zero-padded by padding (top, bottom, left, right)."""
+    return h + padding[0] + padding[1], w + padding[2] + padding[3]
 
 
 def choice(name: str, value, allowed) -> str:
@@ -299,7 +316,7 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups, layout):
     dilation = pair("dilation", dilation, 1)
     pad = padding4(padding, kh, kw, dilation, stride)
     eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
-    ph, pw = h + pad[0] + pad[1], w + pad[2] + pad[3]
+    ph, pw = padded_hw(h, w, pad)
     if max(ph, pw) >= INDEX_LIMIT or n * c * ph * pw >= PADDED_LIMIT:
         raise ValueError(f"padded input ({n}x{c}x{ph}x{pw}) is too large (limits: 2**62 per "
                          f"dimension, 2**48 elements); x {x.shape}, padding {pad}")

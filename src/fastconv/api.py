@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _args, lower
-from .backends import get as _backend
+from .backends import capabilities, get as _backend
 from .config import resolve_backend
 from .packed import PackedWeight
 
@@ -56,20 +56,19 @@ def linear(x, weight, bias=None, *, backend=None, out=None, relu=False,
     target, out = _result(out, shape, x.dtype, x, weight, bias)
     if target.size:
         x2, y2 = (x, target) if x.ndim == 2 else (x[None], target[None])
-        kernels = _backend(be)
-        relu, slope = _epilogue(kernels, relu)
+        kernels, can = _backend(be), capabilities(be)
+        relu, slope = _epilogue(can, relu)
         _gemm(kernels.gemm, x2, weight.T, y2, bias, 1, relu,
-              packed if be == "c" else None, ("b", 0))
+              packed if can.packed else None, ("b", 0))
         if slope is not None:
             _args.apply_slope(target, slope, -1)
     return _finish(target, out)
 
 
-def _epilogue(kernels, relu):
+def _epilogue(can, relu):
     """(what the kernels apply in their store, PReLU slopes to apply after
-    them): a backend declares FUSED_PRELU when its kernels take the slopes
-    where they take relu."""
-    if isinstance(relu, np.ndarray) and not getattr(kernels, "FUSED_PRELU", False):
+    them), by the backend's Capabilities `can`."""
+    if isinstance(relu, np.ndarray) and not can.fused_prelu:
         return False, relu
     return relu, None
 
@@ -112,10 +111,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     if target.size == 0:
         return _finish(target, out)
     plan = lower.plan_conv(p, x.itemsize, algorithm, be)
-    kernels = _backend(be)
-    relu, slope = _epilogue(kernels, relu)
-    packed = packed if be == "c" else None
-    if be == "numpy":
+    kernels, can = _backend(be), capabilities(be)
+    relu, slope = _epilogue(can, relu)
+    packed = packed if can.packed else None
+    if not can.runs_plan:
         kernels.conv2d(x, weight, bias, p, None, target, 0, relu)
     elif plan.algorithm == "gemm":
         _conv_as_gemm(kernels.gemm, x, weight, bias, p, target, relu, packed)
@@ -144,12 +143,13 @@ def _conv_as_gemm(gemm, x, weight, bias, p, y, relu, packed=None):
         wg = weight[g * kg:(g + 1) * kg].reshape(kg, cg)
         bg = None if bias is None else bias[g * kg:(g + 1) * kg]
         act = relu[g * kg:(g + 1) * kg] if isinstance(relu, np.ndarray) else relu
-        if p.layout == "NHWC":  # y[NHW, K] = x[NHW, C] @ weight[K, C].T
+        key = (lower.WEIGHT_SIDE[p.layout], g, p.groups)
+        if p.layout == "NHWC":  # the whole batch at once: the pixels x[NHW, C] are the patches
             xm = x[..., g * cg:(g + 1) * cg].reshape(-1, cg)
-            _gemm(gemm, xm, wg.T, y.reshape(-1, p.k)[:, g * kg:(g + 1) * kg], bg, 1, act,
-                  packed, ("b", g, p.groups))
-        else:                   # per image: y[n][K, HW] = weight[K, C] @ x[n][C, HW]
-            for n in range(p.n):
-                xm = x[n, g * cg:(g + 1) * cg].reshape(cg, -1)
-                _gemm(gemm, wg, xm, y[n, g * kg:(g + 1) * kg].reshape(kg, -1), bg, 0, act,
-                      packed, ("a", g, p.groups))
+            views = [(xm, y.reshape(-1, p.k)[:, g * kg:(g + 1) * kg])]
+        else:                   # per image: the patches are x[n][C, HW]
+            views = [(x[n, g * cg:(g + 1) * cg].reshape(cg, -1),
+                      y[n, g * kg:(g + 1) * kg].reshape(kg, -1)) for n in range(p.n)]
+        for xm, yg in views:
+            a, b, bias_axis = lower.group_gemm(p.layout, wg, xm)
+            _gemm(gemm, a, b, yg, bg, bias_axis, act, packed, key)

@@ -29,11 +29,12 @@ import contextvars
 import os
 
 from . import _args
+from .backends import DEFAULT
 
 #: Upper bound of a thread count: far above any core count, far below int32.
 MAX_THREADS = 4096
 
-_backend = "c"
+_backend = DEFAULT
 _threads = None  # process-wide count; None: the default (OMP_NUM_THREADS, else usable cores)
 _default = None  # the default, computed once
 _scoped_backend = contextvars.ContextVar("fastconv_backend", default=None)

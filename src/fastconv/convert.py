@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _args
+from . import _args, lower
 
 
 def _weight(name: str, weight, ndim: int, layout: str) -> np.ndarray:
@@ -70,8 +70,7 @@ def conv_matrix(weight: np.ndarray, input_shape, stride=1, padding=0, dilation=1
     """
     weight = _weight("weight", weight, 4, "(K, C/groups, kh, kw)")
     c, h, w = _chw(input_shape)
-    x = np.lib.stride_tricks.as_strided(np.zeros(1, weight.dtype), shape=(1, c, h, w),
-                                        strides=(0,) * 4)
+    x = lower.shaped_like("input_shape", (1, c, h, w), weight.dtype)
     _, weight, _, p = _args.conv2d_args(x, weight, None, stride, padding, dilation, groups,
                                         "NCHW")
     cg, kg = c // p.groups, p.k // p.groups

@@ -11,12 +11,14 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import numpy as np
 
 from . import _args, api, lower, nn
 from .config import config, get_backend, get_num_threads
+from .bench import runner
 from .convert import conv_matrix, fc_to_conv
 from .models import digits, lenet5, vgg16
 
@@ -26,33 +28,30 @@ STRIDE = 4                # LeNet's total downsampling: FCN output pixel i <-> w
 
 
 def timed(fns: dict, repeats: int, budget: float):
-    """Run each function once (a warm-up; its result is returned), then time up
-    to `repeats` rounds, alternating the order per round, while less than
-    `budget` seconds have been spent.  Returns ({name: median seconds},
-    {name: first result}, rounds timed); if the warm-up alone used the budget,
-    its times stand in for the medians and rounds is 0."""
+    """Run each function once (a warm-up; its result is returned), then time
+    them as `python -m fastconv bench` does (bench/runner.py: rounds of
+    back-to-back calls, the order alternating per round), at most `repeats`
+    rounds, adding rounds while less than `budget` seconds have been spent.
+    Returns ({name: median seconds per call}, {name: first result}, rounds
+    timed); if the warm-up alone used the budget, its times stand in for the
+    medians and rounds is 0."""
+    settings = runner.Settings(min_rounds=1, max_rounds=repeats, entry_seconds=budget)
     start = time.perf_counter()
     results, warmup = {}, {}
     for name, fn in fns.items():
         t = time.perf_counter()
         results[name] = fn()
         warmup[name] = time.perf_counter() - t
-    if time.perf_counter() - start > budget or repeats < 1:
+    if time.perf_counter() - start > budget:
         return warmup, results, 0
-    times = {name: [] for name in fns}
-    start = time.perf_counter()
-    for r in range(repeats):
-        for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
-            t = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - t)
-        if time.perf_counter() - start > budget:
-            break
-    return {name: float(np.median(ts)) for name, ts in times.items()}, results, r + 1
+    reps = {name: runner.calls_per_block(fn, warmup[name], settings) for name, fn in fns.items()}
+    times = runner.time_rounds(fns, reps, settings)
+    return ({name: statistics.median(ts) for name, ts in times.items()}, results,
+            min(len(ts) for ts in times.values()))
 
 
 def _how_timed(rounds: int) -> str:
-    return f"median of {rounds} runs" if rounds else "one run: too slow to repeat within --budget"
+    return f"median of {rounds} rounds" if rounds else "one run: too slow to repeat within --budget"
 
 
 def _ms(seconds: float) -> str:
@@ -222,7 +221,7 @@ def write_heatmap(path: str, canvas, heat, labels) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fastconv demo", description=__doc__.split("\n")[0])
-    ap.add_argument("--backend", choices=("c", "numba", "numpy"), default=None,
+    ap.add_argument("--backend", choices=_args.BACKENDS, default=None,
                     help="kernel backend (default: the configured one)")
     ap.add_argument("--threads", type=_args.positive_int_arg, default=None,
                     help="threads for the C and Numba kernels (default: the configured count)")

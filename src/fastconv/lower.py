@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _args
+from .backends import DEFAULT, capabilities
 
 #: im2col lowers at most this many bytes of patches at a time (whole output rows).
 IM2COL_BUDGET = 8 << 20
@@ -44,11 +45,29 @@ class GemmPlan:
         return f"GEMM {shape}{groups} ({self.algorithm}, {_mib(self.workspace_bytes)} workspace)"
 
 
+#: Which GEMM operand ("a" or "b") a group's weights are in each layout (see group_gemm).
+WEIGHT_SIDE = {"NCHW": "a", "NHWC": "b"}
+
+
+def group_gemm(layout: str, weight_g, patches):
+    """One group's convolution as the GEMM out_g = a @ b: (a, b, bias_axis).
+
+        NCHW  out_g[K/g, pixels] = W_g @ patches     (a bias per row)
+        NHWC  out_g[pixels, K/g] = patches @ W_g^T   (a bias per column)
+
+    weight_g is (K/g, C/g*kh*kw); patches is the operand of the patch matrix
+    (C/g*kh*kw x pixels for NCHW, its transpose for NHWC), whatever form a
+    backend gives it.  Every backend's per-group GEMM is built here."""
+    if WEIGHT_SIDE[layout] == "a":
+        return weight_g, patches, 0
+    return patches, weight_g.T, 1
+
+
 def _mib(nbytes: int) -> str:
     return f"{nbytes / (1 << 20):.2f} MiB" if nbytes >= 1 << 16 else f"{nbytes} B"
 
 
-def choose_algorithm(p: _args.ConvParams, requested: str, backend: str = "c") -> str:
+def choose_algorithm(p: _args.ConvParams, requested: str, backend: str = DEFAULT) -> str:
     """The algorithm that runs for `requested` ("auto", "direct", "im2col").
 
     Full-size and pointwise convs are GEMMs on the input as it lies, so both
@@ -61,30 +80,28 @@ def choose_algorithm(p: _args.ConvParams, requested: str, backend: str = "c") ->
         return "gemm"
     if requested == "im2col":
         return "im2col"
-    if backend == "numba":
-        # Numba's depthwise-free direct conv (register tiles) is not yet measured,
-        # so "auto" keeps im2col, which wins everywhere but depthwise, whose
-        # per-group GEMM is a 1 x kh*kw sliver (docs/TUNING.md).
-        return "direct" if p.groups > 1 and p.groups == p.c else "im2col"
-    return "im2col" if _im2col_wins(p) else "direct"
+    return "direct" if conv_kind(p) in capabilities(backend).auto_direct else "im2col"
 
 
-# Cost model of algorithm="auto" (measured per layer kind: docs/TUNING.md).
-# Direct convolution reads each input pixel kh*kw times from cache instead of
-# copying it kh*kw times, so it wins (or ties) whenever the kernel has more
-# than one tap.  With a single tap the lowering copy is a mere subsample and
-# the GEMM's packed panels beat the direct tiles' strided loads, so 1x1 convs
-# go to im2col (strided) or straight to the GEMM (stride 1, no copy).
-def _im2col_wins(p: _args.ConvParams) -> bool:
-    return p.kh * p.kw == 1 and p.groups == 1
+def conv_kind(p: _args.ConvParams) -> str:
+    """The kind of conv a backend's "auto" preference names (backends.Capabilities):
+    "depthwise" (one input channel per group), "grouped", "1x1" or "kxk"."""
+    if p.groups > 1:
+        return "depthwise" if p.is_depthwise else "grouped"
+    return "1x1" if p.kh * p.kw == 1 else "kxk"
 
 
 def im2col_workspace(p: _args.ConvParams, itemsize: int) -> int:
     """Bytes of patches im2col lowers at once: whole output rows within the
     budget, and at least one row (which may exceed WORKSPACE_LIMIT)."""
-    row = (p.c // p.groups) * p.kh * p.kw * p.ow * itemsize
+    row = im2col_row_bytes(p, itemsize)
     rows = max(1, min(p.oh, IM2COL_BUDGET // max(row, 1)))
     return rows * row
+
+
+def im2col_row_bytes(p: _args.ConvParams, itemsize: int) -> int:
+    """Bytes of the patches of one output row (of one image and group)."""
+    return (p.c // p.groups) * p.kh * p.kw * p.ow * itemsize
 
 
 def _copies(p: _args.ConvParams, itemsize: int, algo: str) -> tuple[int, str]:
@@ -97,14 +114,13 @@ def _copies(p: _args.ConvParams, itemsize: int, algo: str) -> tuple[int, str]:
     if algo == "direct":
         # Not a lowering but a layout transform: the zero-padded input (with
         # channels widened to K for depthwise convs with a channel multiplier).
-        hp, wp = p.h + p.padding[0] + p.padding[1], p.w + p.padding[2] + p.padding[3]
-        depthwise = p.groups == p.c and p.groups > 1
-        return p.n * hp * wp * (p.k if depthwise else p.c) * itemsize, "the padded input"
+        hp, wp = p.padded_hw
+        return p.n * hp * wp * (p.k if p.is_depthwise else p.c) * itemsize, "the padded input"
     return 0, ""
 
 
 def plan_conv(p: _args.ConvParams, itemsize: int, algorithm: str = "auto",
-              backend: str = "c") -> GemmPlan:
+              backend: str = DEFAULT) -> GemmPlan:
     """The plan for `algorithm`.  A copy of more than WORKSPACE_LIMIT bytes is
     refused with ValueError before anything is allocated; "auto" first tries
     another algorithm (direct and im2col copy different things)."""
@@ -125,7 +141,7 @@ def plan_conv(p: _args.ConvParams, itemsize: int, algorithm: str = "auto",
 
 
 def conv2d(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, layout="NCHW",
-           algorithm="auto", dtype=np.float32, backend="c") -> GemmPlan:
+           algorithm="auto", dtype=np.float32, backend=DEFAULT) -> GemmPlan:
     """The GemmPlan of conv2d on arrays of these shapes on `backend` (nothing
     is computed)."""
     dtype = _args.float_dtype("dtype", dtype)

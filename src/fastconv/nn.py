@@ -278,13 +278,7 @@ class _Pool2d(Module):
         self.ceil_mode = _args.flag("ceil_mode", ceil_mode)
 
     def _out(self, size, k, s, p):
-        out = (size + 2 * p - k + (s - 1 if self.ceil_mode else 0)) // s + 1
-        if self.ceil_mode and (out - 1) * s >= size + p:
-            out -= 1  # as PyTorch: the last window must start inside the input or left padding
-        if out < 1:  # with ceil_mode, as in torch, one window may overhang a smaller input
-            raise ValueError(f"{type(self).__name__}: window {k} is larger than the padded "
-                             f"input {size + 2 * p}")
-        return out
+        return _args._pool_extent(type(self).__name__, size, k, 1, s, p, p, self.ceil_mode)
 
     def output_shape(self, shape):
         c, h, w = _sample_shape(self, shape, 3, "(C, H, W)")

@@ -11,7 +11,7 @@ pool2d(x, p, out)
     max or average pooling (p: fastconv._args.PoolParams) of NCHW x, any
     strides, into out, C-contiguous of shape p.out_shape.
 
-relu is False, True or, for a backend with FUSED_PRELU = True, the PReLU
+relu is False, True or, for a backend with Capabilities.fused_prelu, the PReLU
 slopes along the output channels (fastconv._args.activation); fastconv.api
 applies the slopes itself after a backend without it.
 
@@ -20,12 +20,59 @@ pack_gemm / pack_conv, see fastconv.packed), which the others never receive.
 
 Lowering to GEMM without a copy (full-size and 1x1 convs) happens above the
 backends, in fastconv.api, so every backend runs those through its gemm.
+
+Each backend also declares its Capabilities (below), which fastconv.api and
+fastconv.lower read instead of testing the backend's name.
 """
 import importlib
+from dataclasses import dataclass
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend implements and what it prefers."""
+    #: Its conv2d runs fastconv.lower's plan: full-size and 1x1 convs go to its
+    #: gemm and conv2d gets the planned algorithm.  False: conv2d computes every
+    #: conv from the definition, whatever the plan (the oracle).
+    runs_plan: bool
+    #: gemm and conv2d take packed= (the packs of fastconv.packed.PackedWeight).
+    packed: bool
+    #: The kinds of conv (fastconv.lower.conv_kind: "depthwise", "grouped",
+    #: "1x1", "kxk") that algorithm="auto" runs as direct convolution; the
+    #: others run im2col.  Full-size and pointwise convs are GEMMs before this.
+    auto_direct: frozenset
+    #: gemm and conv2d take PReLU slopes (an array) where they take relu, and
+    #: apply them in their store; fastconv.api applies them after the others.
+    fused_prelu: bool = False
+
+
+# The C cost model (docs/TUNING.md, "Algorithm choice"): direct convolution
+# reads each input pixel kh*kw times from cache instead of copying it kh*kw
+# times, so it wins (or ties) whenever the kernel has more than one tap.  With a
+# single tap the lowering copy is a mere subsample and the GEMM's packed panels
+# beat the direct tiles' strided loads, so ungrouped 1x1 convs go to im2col.
+_C_DIRECT = frozenset({"depthwise", "grouped", "kxk"})
+
+#: Every backend by name: its module (imported on first use) and capabilities,
+#: known without importing it.
 _MODULES = {"c": "c", "numba": "numba", "numpy": "reference"}
+CAPABILITIES = {
+    "c": Capabilities(runs_plan=True, packed=True, auto_direct=_C_DIRECT, fused_prelu=True),
+    # Numba's direct conv (register tiles) is not yet measured, so "auto" keeps
+    # im2col, which wins everywhere but depthwise, whose per-group GEMM is a
+    # 1 x kh*kw sliver.
+    "numba": Capabilities(runs_plan=True, packed=False, auto_direct=frozenset({"depthwise"})),
+    # The oracle runs no plan; fastconv.lower.conv2d(backend="numpy") reports the C one.
+    "numpy": Capabilities(runs_plan=False, packed=False, auto_direct=_C_DIRECT),
+}
+#: The backend of a process that sets none.
+DEFAULT = "c"
 _loaded = {}
+
+
+def capabilities(name: str) -> Capabilities:
+    """The Capabilities of backend "c", "numba" or "numpy" (nothing is imported)."""
+    return CAPABILITIES[name]
 
 
 def get(name: str):

@@ -82,9 +82,6 @@ def _check(rc):
         raise RuntimeError(f"fastconv C core: internal error {rc}")
 
 
-FUSED_PRELU = True  # relu= may be the PReLU slopes (see fastconv.api)
-
-
 def _slope(relu):
     """(relu flag, PReLU slopes or None) of an epilogue (fastconv._args.activation)."""
     if isinstance(relu, np.ndarray):

@@ -162,26 +162,40 @@ def time_impls(impls, settings: Settings, clock=time.perf_counter, note=print, r
         once = clock() - t0
         agrees[impl.label] = None if reference is None else agree(out, reference)
         del out   # outputs of batch-8 layers are large
-        if once < 0.25:  # a second warm-up gives a call time free of first-call costs
-            t0 = clock()
-            impl.fn()
-            once = clock() - t0
-        reps[impl.label] = max(1, min(10_000, round(settings.block_seconds / max(once, 1e-7))))
-    times = {impl.label: [] for impl in impls}
+        reps[impl.label] = calls_per_block(impl.fn, once, settings, clock)
+    times = time_rounds({impl.label: impl.fn for impl in impls}, reps, settings, clock)
+    return times, agrees, reps
+
+
+def calls_per_block(fn, once: float, settings: Settings, clock=time.perf_counter) -> int:
+    """How many back-to-back calls of `fn` make one block, given its first
+    (warm-up) call took `once` seconds."""
+    if once < 0.25:  # a second warm-up gives a call time free of first-call costs
+        t0 = clock()
+        fn()
+        once = clock() - t0
+    return max(1, min(10_000, round(settings.block_seconds / max(once, 1e-7))))
+
+
+def time_rounds(fns: dict, reps: dict, settings: Settings, clock=time.perf_counter) -> dict:
+    """{name: [seconds per call, one per round]} of functions already warmed up,
+    each run `reps[name]` calls per block (see the module's docstring)."""
+    names = list(fns)
+    times = {name: [] for name in names}
     start = clock()
     for rnd in range(settings.max_rounds):
         if rnd >= settings.min_rounds and clock() - start > settings.entry_seconds:
             break
-        for impl in (impls if rnd % 2 == 0 else impls[::-1]):
-            if rnd > 0 and times[impl.label][0] > settings.entry_seconds:
+        for name in (names if rnd % 2 == 0 else names[::-1]):
+            if rnd > 0 and times[name][0] > settings.entry_seconds:
                 continue   # one call takes the whole budget: one timed round is all it gets
-            n = reps[impl.label]
+            n = reps[name]
             time.sleep(settings.idle_seconds)
             t0 = clock()
             for _ in range(n):
-                impl.fn()
-            times[impl.label].append((clock() - t0) / n)
-    return times, agrees, reps
+                fns[name]()
+            times[name].append((clock() - t0) / n)
+    return times
 
 
 def run_entry(entry, batch: int, threads: int, settings: Settings,

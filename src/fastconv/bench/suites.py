@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .. import _args, lower
 from .networks import SlidingWindow
 
 
@@ -31,19 +32,24 @@ class ConvLayer:
     def id(self) -> str:
         return f"{self.suite}/{self.name}"
 
+    def params(self, batch: int = 1) -> _args.ConvParams:
+        """The layer's geometry as fastconv's lowering resolves it."""
+        x = lower.shaped_like("x_shape", (batch, self.c, self.h, self.w))
+        w = lower.shaped_like("w_shape", (self.k, self.c // self.groups, self.kh, self.kw))
+        return _args.conv2d_args(x, w, None, self.stride, self.pad, 1, self.groups, "NCHW")[3]
+
     @property
     def out_hw(self) -> tuple[int, int]:
-        return ((self.h + 2 * self.pad - self.kh) // self.stride + 1,
-                (self.w + 2 * self.pad - self.kw) // self.stride + 1)
+        p = self.params()
+        return p.oh, p.ow
 
     @property
     def is_full_size(self) -> bool:
         """The kernel covers the whole input: the conv is an FC layer."""
-        return (self.kh, self.kw) == (self.h, self.w) and self.pad == 0 and self.groups == 1
+        return self.params().is_full_size
 
     def flops(self, batch: int = 1) -> int:
-        oh, ow = self.out_hw
-        return 2 * batch * self.k * oh * ow * (self.c // self.groups) * self.kh * self.kw
+        return self.params(batch).flops
 
     def min_bytes(self, batch: int = 1, itemsize: int = 4) -> int:
         """Bytes any implementation must move at least once: input, weights, output."""
@@ -59,8 +65,8 @@ class ConvLayer:
     def reduced(self) -> "ConvLayer":
         """A small layer with the same structure (kernel, stride, padding, depthwise
         or not, full-size or not), for a fast correctness pass."""
-        full = self.is_full_size
-        depthwise = self.groups == self.c and self.groups > 1
+        p = self.params()
+        full, depthwise = p.is_full_size, p.is_depthwise
         c = min(self.c, 16 if depthwise else 8)
         k = c if depthwise else min(self.k, 12)
         side = lambda n, kn: n if full else min(n, max(2 * kn, 13))

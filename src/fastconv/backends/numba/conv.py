@@ -1,9 +1,7 @@
 """Convolution: im2col fused into the GEMM's packing, and direct convolution.
 
 im2col: per image and group, whole output rows at a time (as many as the
-caller's workspace_bytes allow), the conv is the GEMM
-    NCHW: Y_g[kg, pixels] = W_g[kg, C/g*kh*kw] @ patches[C/g*kh*kw, pixels]
-    NHWC: Y_g[pixels, kg] = patches^T @ W_g^T
+caller's workspace_bytes allow), the conv is the GEMM of fastconv.lower.group_gemm,
 and the patch matrix is never written out: the GEMM packs its panels
 straight from the image (gemm._pack_patches), so the only workspace is the
 GEMM's packing buffer.
@@ -22,6 +20,7 @@ zero-padded NCHW array, so no inner loop has bounds checks.  Two kernels:
 import numba
 import numpy as np
 
+from ... import lower
 from . import _runtime, gemm as _gemm
 
 
@@ -41,7 +40,7 @@ def _patches(x, n, g, cg, p, r0):
 def _im2col(x, weight, bias, p, out, workspace_bytes, relu):
     cg, kg = p.c // p.groups, p.k // p.groups
     kdim = cg * p.kh * p.kw
-    tile_rows = max(1, min(p.oh, workspace_bytes // (kdim * p.ow * x.itemsize)))
+    tile_rows = max(1, min(p.oh, workspace_bytes // lower.im2col_row_bytes(p, x.itemsize)))
     for n in range(p.n):
         for g in range(p.groups):
             wg = weight[g * kg:(g + 1) * kg].reshape(kg, kdim)
@@ -49,14 +48,12 @@ def _im2col(x, weight, bias, p, out, workspace_bytes, relu):
             for r0 in range(0, p.oh, tile_rows):
                 rows = min(tile_rows, p.oh - r0)
                 pixels = rows * p.ow
-                cols = _patches(x, n, g, cg, p, r0)
                 if p.layout == "NCHW":
                     y = out[n, g * kg:(g + 1) * kg, r0:r0 + rows].reshape(kg, pixels)
-                    _gemm.run(_gemm.matrix(wg), cols, kg, pixels, kdim, y, bg, 0, relu)
                 else:
                     y = out[n, r0:r0 + rows, :, g * kg:(g + 1) * kg].reshape(pixels, kg)
-                    # patches^T: the pixel index is the GEMM's row index.
-                    _gemm.run(cols, _gemm.matrix(wg.T), pixels, kg, kdim, y, bg, 1, relu)
+                a, b, bias_axis = lower.group_gemm(p.layout, wg, _patches(x, n, g, cg, p, r0))
+                _gemm.run(a, b, *y.shape, kdim, y, bg, bias_axis, relu)
 
 
 @numba.njit(**_runtime.PARALLEL_JIT)
@@ -100,8 +97,8 @@ def _direct(xp, w, bias, has_bias, relu, y, n_, c, hp, wp, k, kh, kw, oh, ow,
 
 
 def _direct_conv(x, weight, bias, p, out, relu):
-    top, bottom, left, right = p.padding
-    hp, wp = p.h + top + bottom, p.w + left + right
+    top, _, left, _ = p.padding
+    hp, wp = p.padded_hw
     xp = np.zeros((p.n, p.c, hp, wp), x.dtype)
     xp[:, :, top:top + p.h, left:left + p.w] = x if p.layout == "NCHW" else x.transpose(0, 3, 1, 2)
     y = out if p.layout == "NCHW" else np.empty((p.n, p.k, p.oh, p.ow), x.dtype)
@@ -118,8 +115,8 @@ def _direct_conv(x, weight, bias, p, out, relu):
 def _tiled_direct_conv(x, weight, bias, p, out, relu):
     """Direct convolution on the GEMM micro-kernel's register tiles
     (gemm.conv_tiles): the output is computed pixel-major (NHWC)."""
-    top, bottom, left, right = p.padding
-    hp, wp = p.h + top + bottom, p.w + left + right
+    top, _, left, _ = p.padding
+    hp, wp = p.padded_hw
     mr, _ = _gemm.tile(x.itemsize)
     # Partial tiles read up to MR pixels past a row's end: the slack keeps
     # those reads inside the buffer (their results are dropped).
@@ -143,12 +140,10 @@ def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
     C-contiguous of shape p.out_shape."""
     if p.n == 0:
         return
-    depthwise = p.groups > 1 and p.groups == p.c
     # The register tiles read up to MR pixels past a row at stride sw: with a
     # stride that makes that slack larger than a padded plane, per-row kernels.
-    wide_stride = _gemm.tile(x.itemsize)[0] * p.stride[1] > \
-        (p.h + p.padding[0] + p.padding[1]) * (p.w + p.padding[2] + p.padding[3])
-    if algorithm == "direct" and (depthwise or wide_stride):
+    wide_stride = _gemm.tile(x.itemsize)[0] * p.stride[1] > p.padded_hw[0] * p.padded_hw[1]
+    if algorithm == "direct" and (p.is_depthwise or wide_stride):
         _direct_conv(x, weight, bias, p, out, relu)  # per-channel output rows
     elif algorithm == "direct":
         _tiled_direct_conv(x, weight, bias, p, out, relu)

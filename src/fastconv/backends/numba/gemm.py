@@ -651,8 +651,10 @@ def matrix(arr):
 
 
 def run(a, b, m, n, k, out, bias=None, bias_axis=1, relu=False):
-    """out[:] = A @ B (+ bias) (then ReLU) for operands made by matrix() or
-    by the convolution's patch operand; out is (m, n) with any strides."""
+    """out[:] = A @ B (+ bias) (then ReLU) for operands that are 2-D arrays,
+    made by matrix() or the convolution's patch operand; out is (m, n) with
+    any strides."""
+    a, b = (matrix(op) if isinstance(op, np.ndarray) else op for op in (a, b))
     if m == 0 or n == 0:
         return
     if k == 0:
@@ -677,4 +679,4 @@ def run(a, b, m, n, k, out, bias=None, bias_axis=1, relu=False):
 
 def gemm(a, b, out, bias=None, bias_axis=1, relu=False):
     """out[:] = a @ b (+ bias along bias_axis) (then ReLU); see fastconv.backends."""
-    run(matrix(a), matrix(b), a.shape[0], b.shape[1], a.shape[1], out, bias, bias_axis, relu)
+    run(a, b, a.shape[0], b.shape[1], a.shape[1], out, bias, bias_axis, relu)
