@@ -225,6 +225,72 @@ def test_pool_validation():
         nn.MaxPool(2)(np.zeros((3, 3), np.float32))
 
 
+def onnx_pool_loop(x, k, s, pads, dil, ceil, mode):
+    """ONNX MaxPool / AveragePool from the definition, one output at a time, float64:
+    pads (top, bottom, left, right); mode "max", "avg" (count_include_pad) or
+    "avg_exclude_pad"."""
+    x = x.astype(np.float64)
+    n, c, h, w = x.shape
+    t, b, l, r = pads
+
+    def size(n_in, k, s, d, before, after):
+        span = n_in + before + after - d * (k - 1) - 1
+        out = -(-span // s) + 1 if ceil else span // s + 1
+        if ceil and (out - 1) * s >= n_in + before:  # the last window starts in the input
+            out -= 1
+        return out
+
+    oh, ow = size(h, k[0], s[0], dil[0], t, b), size(w, k[1], s[1], dil[1], l, r)
+    y = np.empty((n, c, oh, ow))
+    for oy in range(oh):
+        for ox in range(ow):
+            rows = [oy * s[0] - t + i * dil[0] for i in range(k[0])]
+            cols = [ox * s[1] - l + j * dil[1] for j in range(k[1])]
+            inside = [(i, j) for i in rows for j in cols if 0 <= i < h and 0 <= j < w]
+            vals = np.stack([x[:, :, i, j] for i, j in inside], axis=-1)
+            if mode == "max":
+                y[:, :, oy, ox] = vals.max(axis=-1)
+                continue
+            if mode == "avg":   # taps inside the padded input count, zeros included
+                count = sum(-t <= i < h + b for i in rows) * sum(-l <= j < w + r for j in cols)
+            else:
+                count = len(inside)
+            y[:, :, oy, ox] = vals.sum(axis=-1) / count
+    return y
+
+
+# Pads wider than half the kernel (torch refuses them, ONNX allows them), one-sided
+# pads, ceil_mode windows that overhang, dilation.
+WIDE_POOLS = [((3, 3), (2, 2), (2, 1, 0, 2), (1, 1), True),
+              ((3, 2), (1, 2), (2, 2, 1, 1), (1, 1), False),
+              ((2, 3), (3, 2), (1, 0, 2, 2), (1, 1), True),
+              ((3, 3), (2, 1), (4, 3, 1, 4), (2, 3), True),
+              ((5, 5), (3, 3), (4, 4, 4, 4), (1, 1), True)]
+
+
+@pytest.mark.parametrize("backend", ["c", "numba", "numpy"])
+@pytest.mark.parametrize("k,s,pads,dil,ceil", WIDE_POOLS)
+def test_window_pools_match_the_definition(backend, k, s, pads, dil, ceil):
+    rng = np.random.default_rng(3)
+    x = rand(rng, 2, 3, 11, 10)
+    (t, b, l, r) = pads
+    layers = [("max", nn.MaxPool(k, s, ((t, b), (l, r)), dil, ceil))]
+    if dil == (1, 1):
+        layers += [("avg", nn.AveragePool(k, s, ((t, b), (l, r)), ceil, count_include_pad=True)),
+                   ("avg_exclude_pad", nn.AveragePool(k, s, ((t, b), (l, r)), ceil))]
+    for mode, layer in layers:
+        with fastconv.config(backend=backend):
+            y = layer(x)
+        want = onnx_pool_loop(x, k, s, pads, dil, ceil, mode)
+        assert y.shape == want.shape and layer.output_shape(x.shape[1:]) == want.shape[1:]
+        np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-6, err_msg=f"{mode} {layer}")
+
+
+def test_global_max_pool_layer():
+    x = rand(np.random.default_rng(4), 2, 3, 5, 7)
+    np.testing.assert_array_equal(nn.GlobalMaxPool2d()(x), x.max(axis=(2, 3), keepdims=True))
+
+
 # -- compress_fc ------------------------------------------------------------------------
 
 def test_compress_fc_is_the_truncated_svd():
