@@ -130,7 +130,7 @@ typedef struct {
 /* ---- end conv ---- */
 
 /* ---- pooling (csrc/conv/pool*.c): one (n, c) plane of fc_pool_args at x into y;
- * ws: NULL, or per-thread scratch for the stride-1 path (pool.c sizes it) ---- */
+ * ws: NULL, or per-thread scratch for the short-row path (pool.c sizes it) ---- */
 typedef struct {
     void (*plane)(const fc_pool_args *a, const void *x, void *y, void *ws);
 } fc_pool_kernels;
