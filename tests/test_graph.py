@@ -56,13 +56,68 @@ def test_residual_block_matches_definition(backend):
 def test_sorting_fusion_and_pruning():
     rng = np.random.default_rng(1)
     g, _ = residual_block(rng)
-    assert [n.name for n in g.nodes] == ["conv1", "conv2", "add", "relu_out"]
+    assert [n.name for n in g.nodes] == ["conv1", "conv2", "add"]
     assert g.nodes[0].relu and g.nodes[0].outputs == ("h1",) and not g.nodes[1].relu
+    assert g.nodes[2].relu and g.nodes[2].outputs == ("y",)   # the closing ReLU
     # A node no output needs is dropped; one a graph output reads is not fused.
     w = rand(rng, 2, 2, 1, 1)
     g = nn.Graph([("c", nn.Conv2d(w), ["x"], ["a"]), ("r", nn.ReLU(), ["a"], ["b"]),
                   ("dead", nn.Sigmoid(), ["x"], ["unused"])], ["x"], ["a", "b"])
     assert [n.name for n in g.nodes] == ["c", "r"] and not g.nodes[0].relu
+
+
+def test_add_in_place_only_into_dead_unshared_buffers():
+    rng = np.random.default_rng(5)
+    g, ref = residual_block(rng)
+    x = rand(rng, 2, 4, 6, 6)
+    x0 = x.copy()
+    np.testing.assert_allclose(g(x), ref(x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(x, x0)          # the caller's input is never a buffer
+    # "v" (a view of "a") dies at the Add, but "a" is read later: no in-place write
+    # into v; "a" itself dies at the second Add and takes that sum.
+    w = rand(rng, 3, 3, 1, 1)
+    g = nn.Graph([(nn.Conv2d(w), "x", "a"), (nn.Reshape((0, 3, -1)), "a", "v"),
+                  (nn.Add(), ["v", "c"], "s"), (nn.Reshape((0, 3, 6, 6)), "s", "s4"),
+                  (nn.Add(), ["a", "s4"], "t"), (nn.ReLU(), "t", "y")], "x", ["y", "s"],
+                 constants={"c": rand(rng, 3, 1)})
+    x = rand(rng, 2, 3, 6, 6)
+    a = np.einsum("nchw,kc->nkhw", x.astype(np.float64), w[:, :, 0, 0])
+    s_ = a.reshape(2, 3, -1) + g.constants["c"]
+    y, s_got = g(x)
+    np.testing.assert_allclose(s_got, s_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, np.maximum(a + s_.reshape(a.shape), 0), rtol=1e-5, atol=1e-5)
+    assert g.nodes[-1].relu and g.nodes[-1].outputs == ("y",)
+
+
+def test_concat_of_convs_written_in_place():
+    rng = np.random.default_rng(6)
+    w1, w2, w3, b2 = rand(rng, 3, 4, 1, 1), rand(rng, 5, 4, 3, 3), rand(rng, 2, 4, 1, 1), rand(rng, 5)
+    g = nn.Graph([(nn.Conv2d(w1), "x", "a"), (nn.ReLU(), "a", "ar"),
+                  (nn.Conv2d(w2, b2, padding=1), "x", "b"),
+                  (nn.MaxPool(3, 1, 1), "x", "p"), (nn.Conv2d(w3), "p", "c"),
+                  (nn.Concat(1), ["ar", "b", "c"], "y")], "x", "y")
+    assert sorted(g._slots.values()) == [("y", 0, 3, 10), ("y", 3, 8, 10), ("y", 8, 10, 10)]
+    for n in (1, 2):   # batch 2: the slices are not contiguous (written through a copy)
+        x = rand(rng, n, 4, 5, 6)
+        xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+        pooled = np.max([xp[:, :, i:i + 5, j:j + 6] for i in range(3) for j in range(3)], 0)
+        want = np.concatenate([np.maximum(conv_ref(x, w1), 0), conv_ref(x, w2, b2, 1),
+                               conv_ref(pooled, w3)], axis=1)
+        np.testing.assert_allclose(g(x), want, rtol=1e-4, atol=1e-4)
+    # A conv output something else reads too, or a non-conv input: Concat copies.
+    g = nn.Graph([(nn.Conv2d(w1), "x", "a"), (nn.Conv2d(w3), "x", "c"),
+                  (nn.Concat(1), ["a", "c", "x"], "y"), (nn.Sigmoid(), "a", "s")],
+                 "x", ["y", "s"])
+    assert g._slots == {}
+    x = rand(rng, 1, 4, 5, 6)
+    y, _ = g(x)
+    np.testing.assert_allclose(y, np.concatenate([conv_ref(x, w1), conv_ref(x, w3), x], 1),
+                               rtol=1e-4, atol=1e-4)
+    # Branches of different sizes: the Concat's own error.
+    g = nn.Graph([(nn.Conv2d(w1), "x", "a"), (nn.Conv2d(w2), "x", "b"),
+                  (nn.Concat(1), ["a", "b"], "y")], "x", "y")
+    with pytest.raises(ValueError, match="Concat along axis 1"):
+        g(x)
 
 
 def test_clip_after_conv_runs_in_its_store():

@@ -202,14 +202,27 @@ def _broadcast_per_sample(*shapes):
 
 
 class Add(_Binary):
-    """Sum of any number of inputs, NumPy broadcasting (ONNX Add and Sum)."""
+    """Sum of any number of inputs, NumPy broadcasting (ONNX Add and Sum).
+    relu=True clamps the sum at 0 (a residual block's ReLU); out: an array of
+    the sum's shape and dtype to write it into (it may be one of the inputs)."""
 
-    def forward(self, *xs):
+    def forward(self, *xs, relu=False, out=None):
         if not xs:
             raise ValueError("Add needs at least one input")
-        y = np.asarray(xs[0])
-        for x in xs[1:]:
-            y = y + x
+        xs = [np.asarray(x) for x in xs]
+        if out is not None and len(xs) == 2:
+            y = np.add(xs[0], xs[1], out=out)
+        else:
+            y = xs[0]
+            for x in xs[1:]:
+                y = y + x
+            if out is not None:
+                np.copyto(out, y)
+                y = out
+            elif relu and len(xs) == 1:
+                y = y.copy()
+        if relu:
+            np.maximum(y, y.dtype.type(0), out=y)
         return y
 
     def output_shape(self, *shapes):

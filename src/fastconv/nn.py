@@ -168,10 +168,10 @@ class Conv2d(_Weighted):
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.groups, self.algorithm = groups, algorithm
 
-    def forward(self, x, relu=False):
+    def forward(self, x, relu=False, out=None):
         x = _input(self, x, dtype=self.weight.dtype)
         return api.conv2d(x, self.packed(), None, self.stride, self.padding, self.dilation,
-                          self.groups, algorithm=self.algorithm, relu=relu)
+                          self.groups, algorithm=self.algorithm, relu=relu, out=out)
 
     def _params(self, shape):
         x = _shape_only((1,) + _sample_shape(self, shape, 3, "(C, H, W)"))
