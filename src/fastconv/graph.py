@@ -145,6 +145,7 @@ class Graph(Module):
         self.nodes = _fuse(_live(order, self.outputs), self.outputs)
         self._plan = self._frees()
         self._slots = _concat_slots(self.nodes, self.outputs)
+        self._slot_shapes = {}
 
     # -- running ---------------------------------------------------------------
 
@@ -198,7 +199,7 @@ class Graph(Module):
                 if buf is not None:
                     kwargs["out"] = buf
             elif i in self._slots:
-                buf = _slot(node, args[0], self._slots[i], joined)
+                buf = _slot(i, node, args[0], self._slots[i], joined, self._slot_shapes)
                 if buf is not None:
                     kwargs["out"] = buf
             elif type(node.layer) is L.Concat and node.outputs[0] in joined:
@@ -373,14 +374,19 @@ def _concat_slots(nodes, outputs):
     return slots
 
 
-def _slot(node, x, slot, joined):
+def _slot(i, node, x, slot, joined, shapes):
     """The slice of its Concat's buffer that `node` (a Conv2d) writes, or None
-    (this input's shape or dtype does not fit; the Concat then runs itself)."""
+    (this input's shape or dtype does not fit; the Concat then runs itself).
+    shapes: {(node index, input shape): output shape}, a cache (the check
+    behind output_shape costs as much as a small conv)."""
     name, lo, hi, total = slot
-    try:
-        shape = node.layer.output_shape(np.shape(x)[1:])
-    except (ValueError, TypeError):
-        return None     # the layer's own call reports it
+    key = (i, np.shape(x))
+    shape = shapes.get(key)
+    if shape is None:
+        try:
+            shape = shapes[key] = node.layer.output_shape(key[1][1:])
+        except (ValueError, TypeError):
+            return None     # the layer's own call reports it
     n, dtype = np.shape(x)[0], node.layer._weight.dtype   # the weight stays lazy
     buf = joined.get(name)
     if buf is None:
