@@ -135,9 +135,10 @@ typedef struct {
 
 /* ---- end conv ---- */
 
-/* ---- pooling (csrc/conv/pool*.c): one (n, c) plane of fc_pool_args at x into y ---- */
+/* ---- pooling (csrc/conv/pool*.c): one (n, c) plane of fc_pool_args at x into y;
+ * ws: NULL, or per-thread scratch for the short-row path (pool.c sizes it) ---- */
 typedef struct {
-    void (*plane)(const fc_pool_args *a, const void *x, void *y);
+    void (*plane)(const fc_pool_args *a, const void *x, void *y, void *ws);
 } fc_pool_kernels;
 extern const fc_pool_kernels fc_spool_generic, fc_dpool_generic;
 extern const fc_pool_kernels fc_spool_avx2, fc_dpool_avx2;

@@ -56,13 +56,68 @@ def test_residual_block_matches_definition(backend):
 def test_sorting_fusion_and_pruning():
     rng = np.random.default_rng(1)
     g, _ = residual_block(rng)
-    assert [n.name for n in g.nodes] == ["conv1", "conv2", "add", "relu_out"]
+    assert [n.name for n in g.nodes] == ["conv1", "conv2", "add"]
     assert g.nodes[0].relu and g.nodes[0].outputs == ("h1",) and not g.nodes[1].relu
+    assert g.nodes[2].relu and g.nodes[2].outputs == ("y",)   # the closing ReLU
     # A node no output needs is dropped; one a graph output reads is not fused.
     w = rand(rng, 2, 2, 1, 1)
     g = nn.Graph([("c", nn.Conv2d(w), ["x"], ["a"]), ("r", nn.ReLU(), ["a"], ["b"]),
                   ("dead", nn.Sigmoid(), ["x"], ["unused"])], ["x"], ["a", "b"])
     assert [n.name for n in g.nodes] == ["c", "r"] and not g.nodes[0].relu
+
+
+def test_add_in_place_only_into_dead_unshared_buffers():
+    rng = np.random.default_rng(5)
+    g, ref = residual_block(rng)
+    x = rand(rng, 2, 4, 6, 6)
+    x0 = x.copy()
+    np.testing.assert_allclose(g(x), ref(x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(x, x0)          # the caller's input is never a buffer
+    # "v" (a view of "a") dies at the Add, but "a" is read later: no in-place write
+    # into v; "a" itself dies at the second Add and takes that sum.
+    w = rand(rng, 3, 3, 1, 1)
+    g = nn.Graph([(nn.Conv2d(w), "x", "a"), (nn.Reshape((0, 3, -1)), "a", "v"),
+                  (nn.Add(), ["v", "c"], "s"), (nn.Reshape((0, 3, 6, 6)), "s", "s4"),
+                  (nn.Add(), ["a", "s4"], "t"), (nn.ReLU(), "t", "y")], "x", ["y", "s"],
+                 constants={"c": rand(rng, 3, 1)})
+    x = rand(rng, 2, 3, 6, 6)
+    a = np.einsum("nchw,kc->nkhw", x.astype(np.float64), w[:, :, 0, 0])
+    s_ = a.reshape(2, 3, -1) + g.constants["c"]
+    y, s_got = g(x)
+    np.testing.assert_allclose(s_got, s_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, np.maximum(a + s_.reshape(a.shape), 0), rtol=1e-5, atol=1e-5)
+    assert g.nodes[-1].relu and g.nodes[-1].outputs == ("y",)
+
+
+def test_concat_of_convs_written_in_place():
+    rng = np.random.default_rng(6)
+    w1, w2, w3, b2 = rand(rng, 3, 4, 1, 1), rand(rng, 5, 4, 3, 3), rand(rng, 2, 4, 1, 1), rand(rng, 5)
+    g = nn.Graph([(nn.Conv2d(w1), "x", "a"), (nn.ReLU(), "a", "ar"),
+                  (nn.Conv2d(w2, b2, padding=1), "x", "b"),
+                  (nn.MaxPool(3, 1, 1), "x", "p"), (nn.Conv2d(w3), "p", "c"),
+                  (nn.Concat(1), ["ar", "b", "c"], "y")], "x", "y")
+    assert sorted(g._slots.values()) == [("y", 0, 3, 10), ("y", 3, 8, 10), ("y", 8, 10, 10)]
+    for n in (1, 2):   # batch 2: the slices are not contiguous (written through a copy)
+        x = rand(rng, n, 4, 5, 6)
+        xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+        pooled = np.max([xp[:, :, i:i + 5, j:j + 6] for i in range(3) for j in range(3)], 0)
+        want = np.concatenate([np.maximum(conv_ref(x, w1), 0), conv_ref(x, w2, b2, 1),
+                               conv_ref(pooled, w3)], axis=1)
+        np.testing.assert_allclose(g(x), want, rtol=1e-4, atol=1e-4)
+    # A conv output something else reads too, or a non-conv input: Concat copies.
+    g = nn.Graph([(nn.Conv2d(w1), "x", "a"), (nn.Conv2d(w3), "x", "c"),
+                  (nn.Concat(1), ["a", "c", "x"], "y"), (nn.Sigmoid(), "a", "s")],
+                 "x", ["y", "s"])
+    assert g._slots == {}
+    x = rand(rng, 1, 4, 5, 6)
+    y, _ = g(x)
+    np.testing.assert_allclose(y, np.concatenate([conv_ref(x, w1), conv_ref(x, w3), x], 1),
+                               rtol=1e-4, atol=1e-4)
+    # Branches of different sizes: the Concat's own error.
+    g = nn.Graph([(nn.Conv2d(w1), "x", "a"), (nn.Conv2d(w2), "x", "b"),
+                  (nn.Concat(1), ["a", "b"], "y")], "x", "y")
+    with pytest.raises(ValueError, match="Concat along axis 1"):
+        g(x)
 
 
 def test_clip_after_conv_runs_in_its_store():
@@ -223,6 +278,72 @@ def test_pool_validation():
         nn.AveragePool(5)(np.zeros((1, 1, 3, 3), np.float32))
     with pytest.raises(ValueError, match="4-D"):
         nn.MaxPool(2)(np.zeros((3, 3), np.float32))
+
+
+def onnx_pool_loop(x, k, s, pads, dil, ceil, mode):
+    """ONNX MaxPool / AveragePool from the definition, one output at a time, float64:
+    pads (top, bottom, left, right); mode "max", "avg" (count_include_pad) or
+    "avg_exclude_pad"."""
+    x = x.astype(np.float64)
+    n, c, h, w = x.shape
+    t, b, l, r = pads
+
+    def size(n_in, k, s, d, before, after):
+        span = n_in + before + after - d * (k - 1) - 1
+        out = -(-span // s) + 1 if ceil else span // s + 1
+        if ceil and (out - 1) * s >= n_in + before:  # the last window starts in the input
+            out -= 1
+        return out
+
+    oh, ow = size(h, k[0], s[0], dil[0], t, b), size(w, k[1], s[1], dil[1], l, r)
+    y = np.empty((n, c, oh, ow))
+    for oy in range(oh):
+        for ox in range(ow):
+            rows = [oy * s[0] - t + i * dil[0] for i in range(k[0])]
+            cols = [ox * s[1] - l + j * dil[1] for j in range(k[1])]
+            inside = [(i, j) for i in rows for j in cols if 0 <= i < h and 0 <= j < w]
+            vals = np.stack([x[:, :, i, j] for i, j in inside], axis=-1)
+            if mode == "max":
+                y[:, :, oy, ox] = vals.max(axis=-1)
+                continue
+            if mode == "avg":   # taps inside the padded input count, zeros included
+                count = sum(-t <= i < h + b for i in rows) * sum(-l <= j < w + r for j in cols)
+            else:
+                count = len(inside)
+            y[:, :, oy, ox] = vals.sum(axis=-1) / count
+    return y
+
+
+# Pads wider than half the kernel (torch refuses them, ONNX allows them), one-sided
+# pads, ceil_mode windows that overhang, dilation.
+WIDE_POOLS = [((3, 3), (2, 2), (2, 1, 0, 2), (1, 1), True),
+              ((3, 2), (1, 2), (2, 2, 1, 1), (1, 1), False),
+              ((2, 3), (3, 2), (1, 0, 2, 2), (1, 1), True),
+              ((3, 3), (2, 1), (4, 3, 1, 4), (2, 3), True),
+              ((5, 5), (3, 3), (4, 4, 4, 4), (1, 1), True)]
+
+
+@pytest.mark.parametrize("backend", ["c", "numba", "numpy"])
+@pytest.mark.parametrize("k,s,pads,dil,ceil", WIDE_POOLS)
+def test_window_pools_match_the_definition(backend, k, s, pads, dil, ceil):
+    rng = np.random.default_rng(3)
+    x = rand(rng, 2, 3, 11, 10)
+    (t, b, l, r) = pads
+    layers = [("max", nn.MaxPool(k, s, ((t, b), (l, r)), dil, ceil))]
+    if dil == (1, 1):
+        layers += [("avg", nn.AveragePool(k, s, ((t, b), (l, r)), ceil, count_include_pad=True)),
+                   ("avg_exclude_pad", nn.AveragePool(k, s, ((t, b), (l, r)), ceil))]
+    for mode, layer in layers:
+        with fastconv.config(backend=backend):
+            y = layer(x)
+        want = onnx_pool_loop(x, k, s, pads, dil, ceil, mode)
+        assert y.shape == want.shape and layer.output_shape(x.shape[1:]) == want.shape[1:]
+        np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-6, err_msg=f"{mode} {layer}")
+
+
+def test_global_max_pool_layer():
+    x = rand(np.random.default_rng(4), 2, 3, 5, 7)
+    np.testing.assert_array_equal(nn.GlobalMaxPool2d()(x), x.max(axis=(2, 3), keepdims=True))
 
 
 # -- compress_fc ------------------------------------------------------------------------

@@ -99,8 +99,11 @@ def test_avg_pool_matches_loop(case, dtype, include_pad, backend):
     assert_close(y, want, dtype)
 
 
+STRIDE1 = [c for c in CASES + DIL_CASES if c[2] == 1]   # short rows: the flat path
+
+
 def test_every_isa(isa):
-    for case in CASES[:6] + CASES[-2:]:
+    for case in CASES[:6] + CASES[-2:] + STRIDE1:
         shape, k, s, pad, dil, ceil = case
         x = _data(shape, np.float32, 7)
         ref = fastconv.max_pool2d(x, k, s, pad, dil, ceil, backend="numpy")
@@ -141,6 +144,13 @@ def test_non_contiguous_and_nan(backend):
     assert np.isnan(got[0, 0, 1, 1]) and np.isnan(fastconv.global_max_pool2d(y, backend=backend)[0, 0, 0, 0])
     assert np.all(got[0, 1] == -np.inf)
     np.testing.assert_array_equal(got, loop_pool(y, (2, 2), (2, 2), (0, 0), (1, 1), False, "max"))
+    # Stride 1 (a padded copy of each plane), through the same strides and NaN.
+    want = loop_pool(y, (3, 2), (1, 1), (1, 1), (2, 1), True, "max")
+    got = fastconv.max_pool2d(y, (3, 2), 1, 1, (2, 1), ceil_mode=True, backend=backend)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[0, 0, 1, 2]) and np.isnan(got[0, 0, 3, 3])
+    assert_close(fastconv.avg_pool2d(x, 3, 1, 1, backend=backend),
+                 loop_pool(x, (3, 3), (1, 1), (1, 1), (1, 1), False, "avg"))
 
 
 def test_pool_bad_input():

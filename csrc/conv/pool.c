@@ -3,6 +3,23 @@
 #include <omp.h>
 #include "../internal.h"
 
+/* Elements of scratch per thread for the kernels' short-row path (a padded
+ * copy of the plane and its accumulator, pool.inc), or 0 where the rows are
+ * long enough for the row kernel, the strides differ, the map is pooled
+ * whole, or the plane is large. */
+static int64_t pool_flat_elems(const fc_pool_args *a)
+{
+    if (a->stride_h != a->stride_w || a->ow >= 64)
+        return 0;
+    if (a->oh == 1 && a->ow == 1 && a->kh == a->h && a->kw == a->w)
+        return 0;
+    const int64_t s = a->stride_w;
+    const int64_t pw = (a->ow - 1) * s + a->dil_w * (a->kw - 1) + 1;
+    const int64_t ph = (a->oh - 1) * s + a->dil_h * (a->kh - 1) + 1;
+    const int64_t elems = ph * pw + (a->oh - 1) * pw + a->ow;
+    return elems <= (1 << 16) ? elems : 0;
+}
+
 static int pool_run(const fc_pool_args *a, const fc_pool_kernels *kern, int64_t elsize)
 {
     if (!a)
@@ -17,18 +34,23 @@ static int pool_run(const fc_pool_args *a, const fc_pool_kernels *kern, int64_t 
     const double useful = (double)planes * (double)out * (double)a->kh * (double)a->kw /
                           (1 << 17) + 1;
     const int nt = useful < fc_threads() ? (int)useful : fc_threads();
+    /* The short-row path's scratch; without it (out of memory) the row kernel runs. */
+    const int64_t flat = pool_flat_elems(a);
+    char *ws = flat ? fc_alloc((size_t)(nt * flat * elsize)) : NULL;
     fc_place place;
     fc_place_init(&place, nt);
     #pragma omp parallel num_threads(nt)
     {
         fc_place_self(&place);
+        void *mine = ws ? ws + omp_get_thread_num() * flat * elsize : NULL;
         #pragma omp for schedule(static)
         for (int64_t pl = 0; pl < planes; pl++) {
             const int64_t n = pl / a->c, c = pl % a->c;
             kern->plane(a, (const char *)a->x + (n * a->xs_n + c * a->xs_c) * elsize,
-                        (char *)a->y + pl * out * elsize);
+                        (char *)a->y + pl * out * elsize, mine);
         }
     }
+    fc_free(ws);
     return FC_OK;
 }
 

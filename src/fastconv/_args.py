@@ -389,10 +389,12 @@ def _pool_extent(what, size, k, dil, s, before, after, ceil_mode):
     return out
 
 
-def pool2d_args(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode):
+def pool2d_args(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode,
+                wide_pads=False):
     """Validate max/avg pooling arguments; return (x, PoolParams).  padding:
     int, pair or ((top, bottom), (left, right)), each side at most half the
-    kernel (as torch)."""
+    kernel (as torch), or with wide_pads only smaller than the dilated window
+    (as ONNX: every window still starts or ends inside the input)."""
     x = float_array("x", x)
     if x.ndim != 4:
         raise ValueError(f"{what} takes x of shape (N, C, H, W); got {x.shape}")
@@ -403,7 +405,12 @@ def pool2d_args(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode
         raise ValueError(f"padding must be an int, a pair or ((top, bottom), (left, right)); "
                          f"got {padding!r}")
     pad = padding4(padding, kh, kw, dilation, stride)
-    if max(pad[0], pad[1]) > kh // 2 or max(pad[2], pad[3]) > kw // 2:
+    if wide_pads:
+        eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+        if max(pad[0], pad[1]) >= eh or max(pad[2], pad[3]) >= ew:
+            raise ValueError(f"padding {pad} (top, bottom, left, right) must be smaller than "
+                             f"the window {eh}x{ew}")
+    elif max(pad[0], pad[1]) > kh // 2 or max(pad[2], pad[3]) > kw // 2:
         raise ValueError(f"padding {pad} (top, bottom, left, right) must be at most half of "
                          f"kernel_size {(kh, kw)}")
     ceil_mode = flag("ceil_mode", ceil_mode)

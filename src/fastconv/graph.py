@@ -10,8 +10,11 @@
 Nodes may be listed in any order; the constructor sorts them topologically
 (a cycle is a ValueError), drops nodes no output depends on, and hands a ReLU
 (or a Clip to [0, hi]) that is the only consumer of a Conv2d/Linear output to
-that layer's kernel.  A call keeps each activation only until its last
-consumer has run.  Several inputs are positional in `inputs` order; several
+that layer's kernel (and a ReLU after an Add to the Add).  A call keeps
+each activation only until its last consumer has run; an Add writes its sum
+into an input that dies with it when no other value shares that memory, and
+convolutions whose outputs only a channel Concat reads write straight into
+its output.  Several inputs are positional in `inputs` order; several
 outputs come back as a tuple.  `fastconv.onnx.load` builds the same object.
 """
 from __future__ import annotations
@@ -141,6 +144,8 @@ class Graph(Module):
         order = topological_order(nodes, known)
         self.nodes = _fuse(_live(order, self.outputs), self.outputs)
         self._plan = self._frees()
+        self._slots = _concat_slots(self.nodes, self.outputs)
+        self._slot_shapes = {}
 
     # -- running ---------------------------------------------------------------
 
@@ -183,11 +188,29 @@ class Graph(Module):
 
     def forward(self, *xs):
         env = dict(self.constants)
-        env.update(zip(self.inputs, self._check_inputs(xs)))
-        for node, frees in zip(self.nodes, self._plan):
+        xs = self._check_inputs(xs)
+        env.update(zip(self.inputs, xs))
+        joined = {}   # Concat output name -> its buffer, while its inputs are written
+        for i, (node, frees) in enumerate(zip(self.nodes, self._plan)):
             args = [env[name] for name in node.inputs]
+            kwargs = {"relu": True} if node.relu else {}
+            if type(node.layer) is L.Add and len(args) == 2:
+                buf = _dead_buffer(node, frees, args, env, xs)
+                if buf is not None:
+                    kwargs["out"] = buf
+            elif i in self._slots:
+                buf = _slot(i, node, args[0], self._slots[i], joined, self._slot_shapes)
+                if buf is not None:
+                    kwargs["out"] = buf
+            elif type(node.layer) is L.Concat and node.outputs[0] in joined:
+                buf = joined.pop(node.outputs[0])
+                if all(a.base is buf or a is buf for a in args):  # every input went there
+                    env[node.outputs[0]] = buf
+                    for name in frees:
+                        del env[name]
+                    continue
             try:
-                y = node.layer.forward(*args, relu=True) if node.relu else node.layer.forward(*args)
+                y = node.layer.forward(*args, **kwargs)
             except (ValueError, TypeError) as e:
                 raise _same_kind(e)(f"node {node.name!r} ({node.describe()}): {e}") from e
             if node.clip_max is not None:
@@ -323,6 +346,78 @@ class Graph(Module):
                      self.input_dtypes)
 
 
+def _concat_slots(nodes, outputs):
+    """{index of a Conv2d node: (Concat output, first channel, end channel,
+    channels in all)} for each Concat along channels whose inputs are all
+    Conv2d outputs read by that Concat alone: the convs write into slices of
+    one buffer, and the Concat has nothing left to copy."""
+    producer = {n.outputs[0]: (i, n) for i, n in enumerate(nodes)}
+    readers = {}
+    for n in nodes:
+        for name in n.inputs:
+            readers[name] = readers.get(name, 0) + 1
+    slots = {}
+    for n in nodes:
+        if type(n.layer) is not L.Concat or n.layer.axis != 1 or not n.inputs or \
+                len(set(n.inputs)) != len(n.inputs):
+            continue
+        parts = [producer.get(name) for name in n.inputs]
+        if not all(p is not None and type(p[1].layer) is Conv2d and len(p[1].outputs) == 1
+                   and readers[name] == 1 and name not in outputs
+                   for p, name in zip(parts, n.inputs)):
+            continue
+        widths = [p[1].layer.weight_shape[0] for p in parts]
+        total, lo = sum(widths), 0
+        for (i, _), k in zip(parts, widths):
+            slots[i] = (n.outputs[0], lo, lo + k, total)
+            lo += k
+    return slots
+
+
+def _slot(i, node, x, slot, joined, shapes):
+    """The slice of its Concat's buffer that `node` (a Conv2d) writes, or None
+    (this input's shape or dtype does not fit; the Concat then runs itself).
+    shapes: {(node index, input shape): output shape}, a cache (the check
+    behind output_shape costs as much as a small conv)."""
+    name, lo, hi, total = slot
+    key = (i, np.shape(x))
+    shape = shapes.get(key)
+    if shape is None:
+        try:
+            shape = shapes[key] = node.layer.output_shape(key[1][1:])
+        except (ValueError, TypeError):
+            return None     # the layer's own call reports it
+    n, dtype = np.shape(x)[0], node.layer._weight.dtype   # the weight stays lazy
+    buf = joined.get(name)
+    if buf is None:
+        buf = joined[name] = np.empty((n, total) + shape[1:], dtype)
+    if buf.shape[0] != n or buf.shape[2:] != shape[1:] or buf.dtype != dtype:
+        return None
+    return buf[:, lo:hi]
+
+
+def _dead_buffer(node, frees, args, env, inputs):
+    """An input of `node` that dies with it and can take its result in place:
+    an array of the result's shape and dtype that no other live value, graph
+    input or constant shares memory with (views made by Flatten, Reshape,
+    Identity, ... do share it), or None."""
+    if not all(isinstance(a, np.ndarray) for a in args):
+        return None
+    dtype = np.result_type(*args)
+    try:
+        shape = np.broadcast_shapes(*(a.shape for a in args))
+    except ValueError:
+        return None    # the layer's own call reports it
+    for name, a in zip(node.inputs, args):
+        if name not in frees or a.shape != shape or a.dtype != dtype or \
+                not a.flags.writeable or node.inputs.count(name) > 1:
+            continue
+        others = [v for k, v in env.items() if k != name] + list(inputs)
+        if not any(isinstance(v, np.ndarray) and np.may_share_memory(a, v) for v in others):
+            return a
+    return None
+
+
 def _same_kind(e):
     """TypeError or ValueError, as `e` is (subclasses may not take a message)."""
     return TypeError if isinstance(e, TypeError) else ValueError
@@ -348,7 +443,8 @@ def _live(order, outputs):
 
 
 def _fuse(nodes, outputs):
-    """Hand a ReLU or Clip(0, hi) that alone reads a Conv2d/Linear output to that node."""
+    """Hand a ReLU or Clip(0, hi) that alone reads a Conv2d/Linear output to
+    that node, and a ReLU that alone reads an Add's."""
     readers = {}
     for n in nodes:
         for i in n.inputs:
@@ -367,5 +463,10 @@ def _fuse(nodes, outputs):
             elif user is not None and isinstance(user.layer, L.Clip) and user.layer.low == 0:
                 n = replace(n, outputs=user.outputs, relu=True, clip_max=user.layer.high)
                 dropped.add(id(user))
+        elif type(n.layer) is L.Add and not n.relu and n.outputs[0] not in outputs:
+            users = readers.get(n.outputs[0], [])   # a residual block's closing ReLU
+            if len(users) == 1 and len(users[0].inputs) == 1 and type(users[0].layer) is ReLU:
+                n = replace(n, outputs=users[0].outputs, relu=True)
+                dropped.add(id(users[0]))
         out.append(n)
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _args
+from . import _args, pool
 from .nn import Module, _shape_only
 
 
@@ -202,14 +202,27 @@ def _broadcast_per_sample(*shapes):
 
 
 class Add(_Binary):
-    """Sum of any number of inputs, NumPy broadcasting (ONNX Add and Sum)."""
+    """Sum of any number of inputs, NumPy broadcasting (ONNX Add and Sum).
+    relu=True clamps the sum at 0 (a residual block's ReLU); out: an array of
+    the sum's shape and dtype to write it into (it may be one of the inputs)."""
 
-    def forward(self, *xs):
+    def forward(self, *xs, relu=False, out=None):
         if not xs:
             raise ValueError("Add needs at least one input")
-        y = np.asarray(xs[0])
-        for x in xs[1:]:
-            y = y + x
+        xs = [np.asarray(x) for x in xs]
+        if out is not None and len(xs) == 2:
+            y = np.add(xs[0], xs[1], out=out)
+        else:
+            y = xs[0]
+            for x in xs[1:]:
+                y = y + x
+            if out is not None:
+                np.copyto(out, y)
+                y = out
+            elif relu and len(xs) == 1:
+                y = y.copy()
+        if relu:
+            np.maximum(y, y.dtype.type(0), out=y)
         return y
 
     def output_shape(self, *shapes):
@@ -298,7 +311,7 @@ class GlobalMaxPool2d(Module):
         x = _float_input("x", x, 4)
         if x.shape[2] * x.shape[3] == 0:
             raise ValueError(f"GlobalMaxPool2d needs a non-empty map; got shape {x.shape}")
-        return x.max(axis=(2, 3), keepdims=True)
+        return pool.global_max_pool2d(x)
 
     def output_shape(self, shape):
         return (shape[0], 1, 1)
@@ -306,7 +319,9 @@ class GlobalMaxPool2d(Module):
 
 class _WindowPool(Module):
     """Pooling over kh x kw windows with asymmetric padding (top, bottom, left,
-    right), dilation and ceil_mode, ONNX semantics."""
+    right), dilation and ceil_mode, ONNX semantics, on the pooling kernels of
+    fastconv.pool (pads wider than torch allows included)."""
+    mode = "max"
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         self.kernel_size = _args.pair("kernel_size", kernel_size, 1)
@@ -323,37 +338,22 @@ class _WindowPool(Module):
     def _extent(self):
         return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))
 
-    def _out(self, size, extent, s, before, after):
-        span = size + before + after - extent
-        if span < 0:
-            raise ValueError(f"{type(self).__name__}: window {extent} is larger than the "
-                             f"padded input {size + before + after}")
-        out = (span + (s - 1 if self.ceil_mode else 0)) // s + 1
-        if self.ceil_mode and (out - 1) * s >= size + before:
-            out -= 1  # the last window must start inside the input or its leading padding
-        return out
-
     def output_shape(self, shape):
         if len(shape) != 3:
             raise ValueError(f"{type(self).__name__} takes (C, H, W) per sample; got {shape}")
         c, h, w = shape
-        (eh, ew), (sh, sw), (t, b, l, r) = self._extent(), self.stride, self.padding
-        return (c, self._out(h, eh, sh, t, b), self._out(w, ew, sw, l, r))
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        t, b, l, r = self.padding
+        what = type(self).__name__
+        return (c, _args._pool_extent(what, h, kh, dh, sh, t, b, self.ceil_mode),
+                _args._pool_extent(what, w, kw, dw, sw, l, r, self.ceil_mode))
 
-    def _taps(self, x, fill):
-        """(padded x, list of per-tap (N, C, OH, OW) views, output shape)."""
-        _, oh, ow = self.output_shape(x.shape[1:])
-        (eh, ew), (sh, sw), (t, b, l, r) = self._extent(), self.stride, self.padding
-        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
-        need_h, need_w = (oh - 1) * sh + eh, (ow - 1) * sw + ew
-        bottom = need_h - x.shape[2] - t
-        right = need_w - x.shape[3] - l
-        widths = ((0, 0), (0, 0), (t, max(bottom, 0)), (l, max(right, 0)))
-        xp = np.pad(x, widths, constant_values=fill) if any(map(any, widths)) else x
-        taps = [xp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
-                   j * dw:j * dw + sw * (ow - 1) + 1:sw]
-                for i in range(kh) for j in range(kw)]
-        return taps, (oh, ow), (bottom, right)
+    def forward(self, x):
+        x = _float_input("x", x, 4)
+        t, b, l, r = self.padding
+        return pool.window_pool2d(x, self.kernel_size, self.stride, ((t, b), (l, r)),
+                                  self.dilation, self.ceil_mode, self.mode,
+                                  what=type(self).__name__)
 
     def __repr__(self):
         kh, kw = self.kernel_size
@@ -366,14 +366,6 @@ class _WindowPool(Module):
 class MaxPool(_WindowPool):
     """Max over windows; padding never wins (it counts as -inf)."""
 
-    def forward(self, x):
-        x = _float_input("x", x, 4)
-        taps, _, _ = self._taps(x, -np.inf)
-        y = taps[0].copy()
-        for t in taps[1:]:
-            np.maximum(y, t, out=y)
-        return y
-
 
 class AveragePool(_WindowPool):
     """Mean over windows.  count_include_pad=True divides by the taps inside
@@ -384,30 +376,7 @@ class AveragePool(_WindowPool):
                  count_include_pad=False):
         super().__init__(kernel_size, stride, padding, 1, ceil_mode)
         self.count_include_pad = _args.flag("count_include_pad", count_include_pad)
-
-    def forward(self, x):
-        x = _float_input("x", x, 4)
-        taps, (oh, ow), (bottom, right) = self._taps(x, 0)
-        y = taps[0].copy()
-        for t in taps[1:]:
-            y += t
-        # How many taps of each window count, from the same windows over a mask.
-        t, b, l, r = self.padding
-        h, w = x.shape[2:]
-        mask = np.zeros((1, 1, t + h + max(bottom, 0), l + w + max(right, 0)), np.float64)
-        if self.count_include_pad:
-            mask[..., :t + h + b, :l + w + r] = 1
-        else:
-            mask[..., t:t + h, l:l + w] = 1
-        counts = sum(self._taps_of(mask, oh, ow))
-        y /= counts.astype(x.dtype)
-        return y
-
-    def _taps_of(self, m, oh, ow):
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        for i in range(kh):
-            for j in range(kw):
-                yield m[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+        self.mode = "avg" if self.count_include_pad else "avg_exclude_pad"
 
 
 class Pad(Module):

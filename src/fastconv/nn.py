@@ -168,11 +168,11 @@ class Conv2d(_Weighted):
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.groups, self.algorithm = groups, algorithm
 
-    def forward(self, x, relu=False, negative_slope=None):
+    def forward(self, x, relu=False, negative_slope=None, out=None):
         x = _input(self, x, dtype=self.weight.dtype)
         return api.conv2d(x, self.packed(), None, self.stride, self.padding, self.dilation,
                           self.groups, algorithm=self.algorithm, relu=relu,
-                          negative_slope=negative_slope)
+                          negative_slope=negative_slope, out=out)
 
     def _params(self, shape):
         x = _shape_only((1,) + _sample_shape(self, shape, 3, "(C, H, W)"))

@@ -10,9 +10,11 @@ from .backends import get as _backend
 from .config import resolve_backend
 
 
-def _run(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode, backend):
+def _run(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode, backend,
+         wide_pads=False):
     be = resolve_backend(backend)
-    x, p = _args.pool2d_args(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode)
+    x, p = _args.pool2d_args(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode,
+                             wide_pads)
     y = np.empty(p.out_shape, x.dtype)
     if y.size:
         _backend(be).pool2d(x, p, y)
@@ -34,6 +36,19 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     divisor is the window clipped to the padded input, else the taps inside the input."""
     mode = "avg" if _args.flag("count_include_pad", count_include_pad) else "avg_exclude_pad"
     return _run("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode, mode, backend)
+
+
+def window_pool2d(x, kernel_size, stride, padding, dilation=1, ceil_mode=False, mode="max", *,
+                  backend=None, what="pool2d"):
+    """Pooling with ONNX's MaxPool / AveragePool rules on the same kernels:
+    each padding side may be anything smaller than the dilated window (torch
+    allows half the kernel).  mode: "max", "avg" (count_include_pad: divide by
+    the window clipped to the padded input) or "avg_exclude_pad"."""
+    mode = _args.choice("mode", mode, ("max", "avg", "avg_exclude_pad"))
+    if mode != "max" and _args.pair("dilation", dilation, 1) != (1, 1):
+        raise ValueError(f"{what}: average pooling takes no dilation; got {dilation!r}")
+    return _run(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode, backend,
+                wide_pads=True)
 
 
 def _global(what, x, mode, backend):
