@@ -129,6 +129,29 @@ def test_clip_after_conv_runs_in_its_store():
     np.testing.assert_allclose(g(x), np.clip(conv_ref(x, w), 0, 0.5), rtol=1e-5, atol=1e-5)
 
 
+def test_prelu_and_leaky_relu_after_conv_and_linear_run_in_the_store():
+    rng = np.random.default_rng(4)
+    w, b, slope = rand(rng, 3, 2, 3, 3), rand(rng, 3), np.float32([0.1, -0.5, 2.0])
+    fw = rand(rng, 5, 3 * 4 * 4)
+    g = nn.Graph([(nn.Conv2d(w, b), "x", "a"), (nn.PReLU(slope), "a", "p"),
+                  (nn.Flatten(), "p", "f"), (nn.Linear(fw), "f", "l"),
+                  (nn.LeakyReLU(0.2), "l", "y")], "x", "y")
+    conv, _, fc = g.nodes
+    assert conv.outputs == ("p",) and np.array_equal(conv.negative_slope, slope)
+    assert fc.outputs == ("y",) and fc.negative_slope == 0.2 and "PReLU" in fc.describe()
+    x = rand(rng, 2, 2, 6, 6)
+    h = conv_ref(x, w, b)
+    h = np.where(h < 0, h * slope.reshape(1, -1, 1, 1), h).reshape(2, -1) @ fw.T.astype(np.float64)
+    want = np.where(h < 0, 0.2 * h, h)
+    for backend in ("c", "numba", "numpy"):
+        with fastconv.config(backend=backend):
+            np.testing.assert_allclose(g(x), want, rtol=1e-4, atol=1e-4)
+    # A PReLU whose slopes do not match the conv's channels stays a node of its own.
+    g = nn.Graph([(nn.Conv2d(w), "x", "a"), (nn.PReLU(np.ones(2, np.float32)), "a", "y")],
+                 "x", "y")
+    assert len(g.nodes) == 2
+
+
 def test_several_inputs_and_outputs():
     rng = np.random.default_rng(3)
     g = nn.Graph([(nn.Concat(1), ["a", "b"], "c"), (nn.Sub(), ["a", "b"], "d"),

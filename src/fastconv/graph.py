@@ -31,14 +31,16 @@ from . import layers as L
 
 @dataclass(frozen=True)
 class Node:
-    """One layer applied to named values.  relu / clip_max: an epilogue run in
-    (relu) or right after (clip_max) the layer's kernel; set by fusion."""
+    """One layer applied to named values.  relu / negative_slope / clip_max:
+    an epilogue run in (relu, PReLU slopes) or right after (clip_max) the
+    layer's kernel; set by fusion."""
     layer: Module
     inputs: tuple
     outputs: tuple
     name: str = ""
     relu: bool = False
     clip_max: float | None = None
+    negative_slope: object = None
 
     def __post_init__(self):
         if not isinstance(self.layer, Module):
@@ -56,6 +58,7 @@ class Node:
 
     def describe(self) -> str:
         extra = (" + ReLU" if self.relu else "") + \
+            (" + PReLU" if self.negative_slope is not None else "") + \
             (f" + min({self.clip_max:g})" if self.clip_max is not None else "")
         return repr(self.layer) + extra
 
@@ -194,6 +197,8 @@ class Graph(Module):
         for i, (node, frees) in enumerate(zip(self.nodes, self._plan)):
             args = [env[name] for name in node.inputs]
             kwargs = {"relu": True} if node.relu else {}
+            if node.negative_slope is not None:
+                kwargs["negative_slope"] = node.negative_slope
             if type(node.layer) is L.Add and len(args) == 2:
                 buf = _dead_buffer(node, frees, args, env, xs)
                 if buf is not None:
@@ -443,8 +448,8 @@ def _live(order, outputs):
 
 
 def _fuse(nodes, outputs):
-    """Hand a ReLU or Clip(0, hi) that alone reads a Conv2d/Linear output to
-    that node, and a ReLU that alone reads an Add's."""
+    """Hand a ReLU, PReLU, LeakyReLU or Clip(0, hi) that alone reads a
+    Conv2d/Linear output to that node, and a ReLU that alone reads an Add's."""
     readers = {}
     for n in nodes:
         for i in n.inputs:
@@ -454,7 +459,8 @@ def _fuse(nodes, outputs):
         if id(n) in dropped:
             continue
         if isinstance(n.layer, (Conv2d, Linear)) and not n.relu and n.clip_max is None \
-                and len(n.outputs) == 1 and n.outputs[0] not in outputs:
+                and n.negative_slope is None and len(n.outputs) == 1 \
+                and n.outputs[0] not in outputs:
             users = readers.get(n.outputs[0], [])
             user = users[0] if len(users) == 1 and len(users[0].inputs) == 1 else None
             if user is not None and type(user.layer) is ReLU:
@@ -462,6 +468,13 @@ def _fuse(nodes, outputs):
                 dropped.add(id(user))
             elif user is not None and isinstance(user.layer, L.Clip) and user.layer.low == 0:
                 n = replace(n, outputs=user.outputs, relu=True, clip_max=user.layer.high)
+                dropped.add(id(user))
+            elif user is not None and type(user.layer) is PReLU and \
+                    user.layer.slope.size in (1, n.layer.weight_shape[0]):
+                n = replace(n, outputs=user.outputs, negative_slope=user.layer.slope)
+                dropped.add(id(user))
+            elif user is not None and type(user.layer) is L.LeakyReLU:
+                n = replace(n, outputs=user.outputs, negative_slope=user.layer.alpha)
                 dropped.add(id(user))
         elif type(n.layer) is L.Add and not n.relu and n.outputs[0] not in outputs:
             users = readers.get(n.outputs[0], [])   # a residual block's closing ReLU
