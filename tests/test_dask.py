@@ -133,15 +133,16 @@ def test_workers_hold_few_chunks_at_once(client, lenet_fcn):
 
 
 def test_edge_tasks_copy(lenet_fcn):
+    # 2 x 2 chunks: each cuts the edges that its three neighbours' borders see.
     image = lazy_image((1, 1, 256, 256), (1, 1, 128, 128))
     graph = dict(fdask.heatmap(lenet_fcn, image).__dask_graph__())
-    cut = [k for k in graph if isinstance(k, tuple) and k[0].startswith("heatmap-edges-")]
-    assert len(cut) == 4
-    for key in cut:
-        parts = dask.get(graph, key)
-        chunk = dask.get(graph, (image.name,) + (key[1], 0) + key[2:])
-        assert parts and all(p.flags.owndata and p.base is None for p in parts.values())
-        assert all(p.size < chunk.size / 2 for p in parts.values())
+    parts = [k for k in graph if isinstance(k, tuple) and len(k) == 5
+             and k[0].startswith("heatmap-edges-")]
+    assert len(parts) == 4 * 3
+    for key in parts:
+        part = dask.get(graph, key)
+        chunk = dask.get(graph, (image.name, key[1], 0) + key[2:4])
+        assert part.flags.owndata and part.base is None and part.size < chunk.size / 2, key
 
 
 def test_worker_tasks_divide_the_cores(client):

@@ -173,17 +173,14 @@ def _rows(pieces, lo, hi):
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
 
 
-def _run_block(sources, model, *, parts, start, owned, stride, field, offset, channels,
+def _run_block(pieces, model, *, start, owned, stride, field, offset, channels,
                rows_per_pass):
     """One task: the outputs [ja, jb) x [ka, kb) from the block that the
-    pieces tile (rows of side-by-side pieces: a whole chunk where `parts`
-    says None, else that part of a chunk's edges), whose first pixel is the
-    image's pixel `start`.  The model runs on `rows_per_pass` output rows at
+    pieces tile (rows of side-by-side arrays: a chunk, or parts of up to four
+    chunks' edges), whose first pixel is the image's pixel `start`.  The model runs on `rows_per_pass` output rows at
     a time, each pass cut from the block by the same rule as the blocks from
     the image, so its intermediate maps stay a fraction of the chunk's size."""
     (ja, jb), (ka, kb) = owned
-    pieces = [[v if p is None else v[p] for v, p in zip(vs, ps)]
-              for vs, ps in zip(sources, parts)]
     height = sum(row[0].shape[2] for row in pieces)
     col = ka - start[1] // stride[1]
     out = None
@@ -207,9 +204,9 @@ def _run_block(sources, model, *, parts, start, owned, stride, field, offset, ch
     return out
 
 
-def _block_and_edges(sources, model, *, cuts, **plan):
+def _block_and_edges(pieces, model, *, cuts, **plan):
     """The outputs that see one chunk only, and that chunk's edges."""
-    return _run_block(sources, model, **plan), _edges(sources[0][0], cuts)
+    return _run_block(pieces, model, **plan), _edges(pieces[0][0], cuts)
 
 
 def _segments(sizes, stride, field, offset, total):
@@ -308,37 +305,38 @@ def heatmap(model, image, *, rechunk: bool = True, rows_per_pass: int | None = N
     for n in range(len(image.chunks[0])):
         for a, (sh, oh, row_pieces) in enumerate(rows):
             for b, (sw, ow, col_pieces) in enumerate(cols):
-                sources, parts = [], []
+                pieces = []
                 for i, rp in row_pieces:
-                    sources.append([]), parts.append([])
+                    pieces.append([])
                     for j, cp in col_pieces:
                         if rp == cp == "all":
-                            sources[-1].append((image.name, n, 0, i, j))
-                            parts[-1].append(None)
+                            pieces[-1].append((image.name, n, 0, i, j))
                         else:
-                            wanted.setdefault((n, i, j), {})[rp, cp] = (spans[0][i][rp],
-                                                                        spans[1][j][cp])
-                            sources[-1].append((edges, n, i, j))
-                            parts[-1].append((rp, cp))
-                plan = dict(parts=parts, start=(sh, sw), owned=(oh, ow), stride=stride,
-                            field=field, offset=offset, channels=out_shape[0],
-                            rows_per_pass=rows_per_pass)
-                blocks.append(((name, n, 0, a, b), sources, plan))
+                            part = f"{rp}/{cp}"
+                            wanted.setdefault((n, i, j), {})[part] = (spans[0][i][rp],
+                                                                      spans[1][j][cp])
+                            pieces[-1].append((edges, n, i, j, part))
+                plan = dict(start=(sh, sw), owned=(oh, ow), stride=stride, field=field,
+                            offset=offset, channels=out_shape[0], rows_per_pass=rows_per_pass)
+                blocks.append(((name, n, 0, a, b), pieces, plan))
     layer = {}
-    for key, sources, plan in blocks:
-        chunk = sources[0][0]
-        cuts = wanted.get(chunk[1:2] + chunk[3:]) if plan["parts"] == [[None]] else None
+    for key, pieces, plan in blocks:
+        chunk = pieces[0][0]
+        cuts = wanted.get(chunk[1:2] + chunk[3:]) if chunk[0] == image.name else None
         if cuts is None:
-            layer[key] = (partial(_run_block, **plan), sources, model_value.key)
+            layer[key] = (partial(_run_block, **plan), pieces, model_value.key)
         else:
             step = (steps,) + chunk[1:2] + chunk[3:]
-            layer[step] = (partial(_block_and_edges, cuts=cuts, **plan), sources,
+            layer[step] = (partial(_block_and_edges, cuts=cuts, **plan), pieces,
                            model_value.key)
             layer[key] = (operator.getitem, step, 0)
             layer[(edges,) + step[1:]] = (operator.getitem, step, 1)
-    for (n, i, j), cuts in wanted.items():  # a chunk without outputs of its own
-        if (edges, n, i, j) not in layer:
+    for (n, i, j), cuts in wanted.items():
+        if (edges, n, i, j) not in layer:  # a chunk without outputs of its own
             layer[(edges, n, i, j)] = (partial(_edges, cuts=cuts), (image.name, n, 0, i, j))
+        # One key per part, so that each is freed as soon as its readers ran.
+        for part in cuts:
+            layer[(edges, n, i, j, part)] = (operator.getitem, (edges, n, i, j), part)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[image, model_value])
     maps = da.Array(graph, name, out_chunks, meta=np.empty((0, 0, 0, 0), image.dtype))
     if len(heads) == 1:
