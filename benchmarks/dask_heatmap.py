@@ -21,7 +21,8 @@ reset just before), how far above the worker's resident size at the start
 that is, 4 x (chunk + overlap) bytes of float32 input next to it, and the
 most image chunks alive in it at once.  Before the reset each worker has run
 a small heat map, so one-time costs (imports, the C core's thread pool,
-packed weights) are in the start, not in the peak.  The scheduler hands each
+packed weights) are in the start, not in the peak; the RSS after the run shows what the worker kept without holding
+any data (its own bookkeeping, allocator caches).  The scheduler hands each
 worker one root task per thread (worker-saturation 1.0; Dask's default 1.1
 rounds up to two for a one-thread worker, so it generates a second chunk
 while the first is still in use) and does not steal tasks (a stolen task's
@@ -93,9 +94,9 @@ def reset_peak(dask_worker) -> int:
     return _status("VmRSS")
 
 
-def peaks(dask_worker) -> tuple[int, int]:
-    """Peak resident bytes, most image chunks alive at once."""
-    return _status("VmHWM"), _chunks_alive(dask_worker)[1]
+def peaks(dask_worker) -> tuple[int, int, int]:
+    """Peak resident bytes, resident bytes now, most image chunks alive at once."""
+    return _status("VmHWM"), _status("VmRSS"), _chunks_alive(dask_worker)[1]
 
 
 def warm_up(model) -> None:
@@ -133,10 +134,12 @@ def run(model, size: int, chunk: int, workers: int, tasks_at_once: int, task_thr
           f"{threads_in_task} image={size}x{size} chunk={chunk} "
           f"rows/pass={rows_per_pass or 'default'} worker-saturation={saturation} "
           f"work-stealing={stealing}: {seconds:.2f} s, {mps:.2f} MP/s")
-    for addr, (peak, chunks) in sorted(most.items()):
-        print(f"  {addr}: peak RSS {peak / 2**20:.0f} MiB, {(peak - before[addr]) / 2**20:.0f} "
-              f"MiB above its RSS at the start (4 x (chunk + overlap) = {bound / 2**20:.0f} MiB); "
-              f"at most {chunks} image chunks alive at once")
+    mib = 2 ** -20
+    for addr, (peak, after, chunks) in sorted(most.items()):
+        print(f"  {addr}: peak RSS {peak * mib:.0f} MiB, {(peak - before[addr]) * mib:.0f} MiB "
+              f"above its RSS at the start (4 x (chunk + overlap) = {bound * mib:.0f} MiB); "
+              f"at most {chunks} image chunks alive at once; RSS after the run, with no "
+              f"task or chunk left, {(after - before[addr]) * mib:.0f} MiB above the start")
     return mps
 
 

@@ -26,8 +26,10 @@ border.  Within a task the model runs on passes of a few output rows, so its
 intermediate maps stay a fraction of the chunk.  A worker thus holds about
 one chunk, its outputs and one pass per task it runs at once, plus the root
 tasks Dask hands it ahead (worker-saturation; a stolen task's chunk also
-stays on its first worker until the thief has run it) -- proportional to the
-chunk, not to the image.
+stays on its first worker until the thief has run it) and a row of edges --
+in data, proportional to the chunk, not to the image.  Dask's own per-task
+bookkeeping in the worker comes on top and grows with the number of tasks
+(benchmarks/dask_heatmap.py reports both).
 
 The model travels as one dask.delayed value: its weights go to each worker
 once, not with every task.  Inside a task fastconv uses, by default, the
