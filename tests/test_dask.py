@@ -6,6 +6,7 @@ backend, in this process."""
 import os
 import signal
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -50,8 +51,12 @@ def single_pass(model, x):
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40)
+    # No work stealing: a stolen task leaves its chunk on the first worker
+    # until the thief has run it, which test_workers_hold_few_chunks_at_once
+    # would count against the graph.
+    with dask.config.set({"distributed.scheduler.work-stealing": False}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=40)
     c = distributed.Client(cluster, timeout=60)
     yield c
     c.close(timeout=30)
@@ -94,6 +99,52 @@ def test_killed_worker_does_not_corrupt_the_result(client, lenet_fcn):
     client.wait_for_workers(2, timeout=60)
 
 
+def counted_block(seed, tag, block_info=None):
+    """make_block, counting on its worker how many of these chunks are alive
+    at once (a chunk stays alive while any view of it does)."""
+    from distributed import get_worker
+    try:
+        where = get_worker().__dict__
+    except ValueError:  # not on a worker: the reference, computed here
+        where = {}
+    live = where.setdefault(tag, [0, 0])  # [alive now, most alive]
+    block = make_block(seed, 0.0, block_info=block_info)
+    live[0] += 1
+    live[1] = max(live[1], live[0])
+    weakref.finalize(block, _freed, live)
+    return block
+
+
+def _freed(live):
+    live[0] -= 1
+
+
+def test_workers_hold_few_chunks_at_once(client, lenet_fcn):
+    # 3 x 12 chunks: an overlap step that kept neighbour chunks alive until
+    # their neighbours' outputs ran would hold about a row of them (12).
+    tag = f"fc_live_{time.monotonic_ns()}"
+    image = da.map_blocks(counted_block, 5, tag, dtype=np.float32,
+                          chunks=da.core.normalize_chunks((1, 1, 128, 128), (1, 1, 384, 1536)),
+                          meta=np.empty((0, 0, 0, 0), np.float32))
+    got = client.compute(fdask.heatmap(lenet_fcn, image).max(axis=(2, 3)))
+    assert np.isfinite(got.result(timeout=TIMEOUT)).all()  # exactness: the tests above
+    most = client.run(lambda dask_worker: dask_worker.__dict__.get(tag, [0, 0])[1])
+    assert sum(most.values()) > 0 and max(most.values()) <= 5, most
+
+
+def test_edge_tasks_copy(lenet_fcn):
+    # 2 x 2 chunks: each cuts the edges that its three neighbours' borders see.
+    image = lazy_image((1, 1, 256, 256), (1, 1, 128, 128))
+    graph = dict(fdask.heatmap(lenet_fcn, image).__dask_graph__())
+    parts = [k for k in graph if isinstance(k, tuple) and len(k) == 5
+             and k[0].startswith("heatmap-edges-")]
+    assert len(parts) == 4 * 3
+    for key in parts:
+        part = dask.get(graph, key)
+        chunk = dask.get(graph, (image.name, key[1], 0) + key[2:4])
+        assert part.flags.owndata and part.base is None and part.size < chunk.size / 2, key
+
+
 def test_worker_tasks_divide_the_cores(client):
     def in_task():
         return fdask.task_threads(), len(os.sched_getaffinity(0)), fastconv.get_num_threads()
@@ -133,6 +184,19 @@ def test_bad_spatial_chunking_is_rechunked_or_refused(lenet_fcn, chunks):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="chunks"):
         fdask.heatmap(lenet_fcn, image, rechunk=False)
+
+
+@pytest.mark.parametrize("chunks", [
+    (1, 1, 28, 100),   # chunks one receptive field long: their edges overlap
+    (1, 1, 112, 100),  # one chunk: no borders
+    (1, 1, 32, 36),    # a short last chunk merged into the one before
+])
+def test_chunk_lengths_near_the_minimum(lenet_fcn, chunks):
+    image = lazy_image((1, 1, 112, 100), chunks)
+    hm = fdask.heatmap(lenet_fcn, image)
+    np.testing.assert_allclose(hm.compute(scheduler="sync"),
+                               single_pass(lenet_fcn, image.compute(scheduler="sync")),
+                               rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("rows_per_pass", [1, 3, 1000])

@@ -9,18 +9,27 @@
 Geometry of a heat map: a chain of convs and pools has a total stride S, a
 receptive field R and a left offset P (the paddings, in input pixels), so
 output j sees input pixels [j*S - P, j*S - P + R).  Chunk borders are put on
-multiples of S and each chunk owns the outputs j with j*S inside it; it is
-extended by D = ceil(max(P, R - S - P) / S) * S pixels on each side
-(map_overlap), which covers every pixel those outputs see, and keeps the
-chunk's own output grid on the global one.  An output whose pixels all lie
-inside the extended chunk never touches the chunk's own zero padding, so
-owning only those makes the chunked result equal the single pass; at the
-image's edges the chunk's padding is the image's.
+multiples of S.  Along each axis the outputs fall into blocks: per chunk the
+outputs that see only its pixels, and per border the few (about R/S) that
+see both sides of it.  Each block's task runs the model on the pixels its
+outputs see (the chunk, or the edges of two to four chunks around a border),
+starting on a multiple of S so that its output grid is the global one.  An
+output whose pixels all lie inside its block never touches the block's zero
+padding, so the blocks equal the single pass; at the image's sides the
+block's padding is the image's.  The heat map's chunks are those blocks.
 
-Memory: within a task the model runs on row passes of the chunk, so its
-intermediate maps stay a fraction of the chunk; but Dask's overlap slivers
-are NumPy views that keep their whole neighbour chunk alive until used, so a
-worker can hold up to about a row of input chunks at once.
+Memory: a chunk is read by one task, which computes the outputs that see
+only that chunk and cuts copies of its edges (at most about R pixels deep)
+for the border outputs; dask runs it right after the chunk, so the chunk is
+freed once it has run and only the small edges wait for the chunks across a
+border.  Within a task the model runs on passes of a few output rows, so its
+intermediate maps stay a fraction of the chunk.  A worker thus holds about
+one chunk, its outputs and one pass per task it runs at once, plus the root
+tasks Dask hands it ahead (worker-saturation; a stolen task's chunk also
+stays on its first worker until the thief has run it) and a row of edges --
+in data, proportional to the chunk, not to the image.  Dask's own per-task
+bookkeeping in the worker comes on top and grows with the number of tasks
+(benchmarks/dask_heatmap.py reports both).
 
 The model travels as one dask.delayed value: its weights go to each worker
 once, not with every task.  Inside a task fastconv uses, by default, the
@@ -30,12 +39,16 @@ fastconv.get_num_threads()), so concurrent tasks do not oversubscribe.
 from __future__ import annotations
 
 import math
+import operator
 import os
+from functools import partial
 
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 
 from . import _args, nn
 from .config import get_num_threads, threads
@@ -71,12 +84,26 @@ def receptive_field(model) -> tuple[tuple[int, int], tuple[int, int], tuple[int,
     return tuple(stride), tuple(field), tuple(offset)
 
 
+def _border(x, stride, field, offset, total):
+    """Where the outputs near a chunk border at pixel x (a multiple of the
+    stride) come from: the first output whose field ends past x, the first
+    whose field starts at or past x (the outputs between see both sides), and
+    the pixels they see before and after x, from a multiple of the stride."""
+    end = min(total, (x + offset - field) // stride + 1)
+    start = min(total, -(-(x + offset) // stride))
+    before = x - (end - -(-offset // stride)) * stride
+    after = (start - 1) * stride - offset + field - x
+    return end, start, max(before, 0), max(after, 0)
+
+
 def overlap(model) -> tuple[int, int]:
-    """Pixels each chunk borrows from each neighbour (rows, columns): enough
-    for every output it owns, a multiple of the total stride."""
+    """Pixels (rows, columns) of a neighbouring chunk that the outputs near a
+    chunk border see, on either side of it (less than the receptive field
+    plus the stride)."""
     stride, field, offset = receptive_field(model)
-    return tuple(math.ceil(max(offset[a], field[a] - stride[a] - offset[a], 0) / stride[a])
-                 * stride[a] for a in (0, 1))
+    # Any border far from the image's sides: all borders lie on multiples of the stride.
+    return tuple(max(_border(stride[a] << 20, stride[a], field[a], offset[a], 1 << 40)[2:])
+                 for a in (0, 1))
 
 
 def task_threads() -> int:
@@ -127,21 +154,45 @@ def _model_value(model):
     return model if isinstance(model, Delayed) else dask.delayed(model, pure=True)
 
 
-def _run_chunk(block, model, start, owned, stride, depth, channels, rows_per_pass):
-    """One task: the outputs [ja, jb) x [ka, kb) this chunk owns, from its
-    extended block, whose first pixel is the image's pixel `start`.  The model
-    runs on `rows_per_pass` output rows at a time, so its intermediate maps
-    stay a fraction of the chunk's size; each pass is cut from the block by
-    the same rule as the chunks from the image."""
+def _edges(chunk, cuts):
+    """The parts of a chunk that tasks of the outputs near its borders see:
+    {(rows, columns): copy} for the named (rows, columns) slices.  Copies,
+    not views, so that the border tasks do not keep the chunk alive."""
+    return {part: np.array(chunk[(slice(None), slice(None)) + rc]) for part, rc in cuts.items()}
+
+
+def _rows(pieces, lo, hi):
+    """Rows [lo, hi) of the block that `pieces` (rows of side-by-side
+    arrays) tile."""
+    parts, top = [], 0
+    for row in pieces:
+        bottom = top + row[0].shape[2]
+        a, b = max(lo, top), min(hi, bottom)
+        if a < b:
+            cut = [p[:, :, a - top:b - top] for p in row]
+            parts.append(cut[0] if len(cut) == 1 else np.concatenate(cut, axis=3))
+        top = bottom
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+
+
+def _run_block(pieces, model, *, start, owned, stride, field, offset, channels,
+               rows_per_pass):
+    """One task: the outputs [ja, jb) x [ka, kb) from the block that the
+    pieces tile (rows of side-by-side arrays: a chunk, or parts of up to four
+    chunks' edges), whose first pixel is the image's pixel `start`.  The model runs on `rows_per_pass` output rows at
+    a time, each pass cut from the block by the same rule as the blocks from
+    the image, so its intermediate maps stay a fraction of the chunk's size."""
     (ja, jb), (ka, kb) = owned
+    height = sum(row[0].shape[2] for row in pieces)
     col = ka - start[1] // stride[1]
-    parts = [np.empty((block.shape[0], channels, 0, kb - ka), block.dtype)]
+    out = None
     with threads(task_threads()):
         for a in range(ja, jb, rows_per_pass):
             b = min(jb, a + rows_per_pass)
-            top = max(start[0], a * stride[0] - depth[0])
-            bottom = min(start[0] + block.shape[2], b * stride[0] + depth[0])
-            y = model(block[:, :, top - start[0]:bottom - start[0]])
+            # The pixels outputs [a, b) see, from a multiple of the stride.
+            top = max(start[0], (a - -(-offset[0] // stride[0])) * stride[0])
+            bottom = min(start[0] + height, (b - 1) * stride[0] - offset[0] + field[0])
+            y = model(_rows(pieces, top - start[0], bottom - start[0]))
             if isinstance(y, tuple):  # several heads: one array, split again by heatmap
                 y = np.concatenate(y, axis=1)
             row = a - top // stride[0]
@@ -149,8 +200,43 @@ def _run_chunk(block, model, start, owned, stride, depth, channels, rows_per_pas
                 raise RuntimeError(f"heatmap: a pass gave {y.shape[2:]} outputs, fewer than "
                                    "its geometry needs; the model's layers are not all "
                                    "recognised")
-            parts.append(y[:, :, row:row + b - a, col:col + kb - ka])
-    return np.concatenate(parts, axis=2)
+            if out is None:
+                out = np.empty((y.shape[0], channels, jb - ja, kb - ka), y.dtype)
+            out[:, :, a - ja:b - ja] = y[:, :, row:row + b - a, col:col + kb - ka]
+    return out
+
+
+def _block_and_edges(pieces, model, *, cuts, **plan):
+    """The outputs that see one chunk only, and that chunk's edges."""
+    return _run_block(pieces, model, **plan), _edges(pieces[0][0], cuts)
+
+
+def _segments(sizes, stride, field, offset, total):
+    """The output blocks along one axis, in order: per chunk the outputs
+    that see only its pixels, and per border between two chunks the outputs
+    that see both.  Each: (its block's first pixel, outputs [ja, jb), its
+    pieces as [(chunk index, part)]), a part being "all", "head" (the first
+    rows the border before the chunk needs) or "tail" (the last rows the
+    border after it needs); and per chunk its (head, tail) lengths.  Outputs
+    whose fields lie inside their block never see a block's zero padding
+    unless the block's side is the image's, so the blocks tile the single
+    pass exactly."""
+    borders = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    near = [_border(x, stride, field, offset, total) for x in borders[1:-1]]
+    starts = [0] + [start for _, start, _, _ in near]
+    ends = [end for end, _, _, _ in near] + [total]
+    cuts = [[0, 0] for _ in sizes]
+    segments = []
+    for i, x0 in enumerate(borders[:-1]):
+        if i:
+            end, start, before, after = near[i - 1]
+            cuts[i - 1][1], cuts[i][0] = before, after
+            if end < start:
+                segments.append((borders[i] - before, (end, start),
+                                 [(i - 1, "tail"), (i, "head")]))
+        if starts[i] < ends[i]:
+            segments.append((x0, (starts[i], ends[i]), [(i, "all")]))
+    return segments, cuts
 
 
 def heatmap(model, image, *, rechunk: bool = True, rows_per_pass: int | None = None):
@@ -164,9 +250,11 @@ def heatmap(model, image, *, rechunk: bool = True, rows_per_pass: int | None = N
     rechunked to that, with rechunk=False such an image is a ValueError.
 
     Each task runs the model on `rows_per_pass` output rows at a time
-    (default: a quarter of a chunk's, but at least four overlaps' worth of
-    input), trading a little recomputed overlap for intermediate maps a
-    fraction of the chunk's size."""
+    (default: a sixteenth of a chunk's, but at least four receptive fields'
+    worth of input), trading a little recomputed overlap for intermediate
+    maps a fraction of the chunk's size.  The result's chunks follow the
+    image's: per chunk the outputs that see only it, and between chunks thin
+    blocks of the outputs that see both sides of a border."""
     _check_image("image", image)
     _, c, h, w = image.shape
     stride, field, offset = receptive_field(model)
@@ -178,8 +266,8 @@ def heatmap(model, image, *, rechunk: bool = True, rows_per_pass: int | None = N
         raise ValueError(f"heatmap: model must return (N, K, OH, OW) maps on one grid; its "
                          f"output shape is {shapes}")
     out_shape = (sum(s[0] for s in heads),) + heads[0][1:]
-    depth = overlap(model)
-    minimum = [max(depth[a], field[a], stride[a]) for a in (0, 1)]
+    near = overlap(model)
+    minimum = [max(near[a], field[a], stride[a]) for a in (0, 1)]
     want = (image.chunks[0], (c,)) + tuple(
         _aligned(image.chunks[2 + a], stride[a], minimum[a]) for a in (0, 1))
     if want != image.chunks:
@@ -190,36 +278,69 @@ def heatmap(model, image, *, rechunk: bool = True, rows_per_pass: int | None = N
                 f"least {minimum} long; pass rechunk=True or rechunk to {want[1:]}")
         image = image.rechunk(want)
 
-    # Per axis and chunk: the extended chunk's first pixel, the outputs [ja, jb) it owns.
-    plans = []
-    for a in (0, 1):
-        borders = np.concatenate([[0], np.cumsum(image.chunks[2 + a])]).tolist()
-        total, axis = out_shape[1 + a], []
-        for i, (x0, x1) in enumerate(zip(borders, borders[1:])):
-            jb = total if i == len(borders) - 2 else min(total, x1 // stride[a])
-            axis.append((0 if i == 0 else x0 - depth[a], (min(x0 // stride[a], jb), jb)))
-        plans.append(axis)
-    out_chunks = (image.chunks[0], (out_shape[0],),
-                  tuple(jb - ja for _, (ja, jb) in plans[0]),
-                  tuple(jb - ja for _, (ja, jb) in plans[1]))
-
+    (rows, row_cuts), (cols, col_cuts) = (
+        _segments(image.chunks[2 + a], stride[a], field[a], offset[a], out_shape[1 + a])
+        for a in (0, 1))
+    out_chunks = (image.chunks[0], (out_shape[0],), tuple(jb - ja for _, (ja, jb), _ in rows),
+                  tuple(jb - ja for _, (ja, jb), _ in cols))
     if rows_per_pass is None:
-        rows_per_pass = max(math.ceil(max(out_chunks[2]) / 4),
-                            math.ceil(4 * (field[0] + 2 * depth[0]) / stride[0]))
+        rows_per_pass = max(math.ceil(max(out_chunks[2]) / 16),
+                            math.ceil(4 * field[0] / stride[0]))
     elif not _args._is_int(rows_per_pass) or rows_per_pass < 1:
         raise ValueError(f"rows_per_pass must be a positive int; got {rows_per_pass!r}")
     rows_per_pass = int(rows_per_pass)
 
-    def run(block, model, block_info=None):
-        _, _, bh, bw = block_info[0]["chunk-location"]
-        (sh, oh), (sw, ow) = plans[0][bh], plans[1][bw]
-        return _run_chunk(block, model, (sh, sw), (oh, ow), stride, depth, out_shape[0],
-                          rows_per_pass)
-
-    maps = da.map_overlap(run, image, model=_model_value(model),
-                          depth={0: 0, 1: 0, 2: depth[0], 3: depth[1]}, boundary="none",
-                          trim=False, align_arrays=False, chunks=out_chunks,
-                          dtype=image.dtype, meta=np.empty((0, 0, 0, 0), image.dtype))
+    # The graph: per output block one task, from its pieces.  The outputs that
+    # see one chunk only are computed from the chunk itself, by one task that
+    # also cuts copies of the chunk's edges for the outputs near its borders
+    # (the chunk's only reader, so the chunk is freed once it has run; dask's
+    # order runs it right after the chunk); the outputs near a border read
+    # those copies, so only small edges wait for the chunks across a border.
+    model_value = _model_value(model)
+    token = tokenize(image.name, model_value.key, rows_per_pass)
+    name, steps, edges = ("heatmap-" + token, "heatmap-step-" + token,
+                          "heatmap-edges-" + token)
+    spans = [[{"all": slice(None), "head": slice(0, head), "tail": slice(size - tail, size)}
+              for size, (head, tail) in zip(image.chunks[2 + a], cuts)]
+             for a, cuts in enumerate((row_cuts, col_cuts))]
+    blocks, wanted = [], {}
+    for n in range(len(image.chunks[0])):
+        for a, (sh, oh, row_pieces) in enumerate(rows):
+            for b, (sw, ow, col_pieces) in enumerate(cols):
+                pieces = []
+                for i, rp in row_pieces:
+                    pieces.append([])
+                    for j, cp in col_pieces:
+                        if rp == cp == "all":
+                            pieces[-1].append((image.name, n, 0, i, j))
+                        else:
+                            part = f"{rp}/{cp}"
+                            wanted.setdefault((n, i, j), {})[part] = (spans[0][i][rp],
+                                                                      spans[1][j][cp])
+                            pieces[-1].append((edges, n, i, j, part))
+                plan = dict(start=(sh, sw), owned=(oh, ow), stride=stride, field=field,
+                            offset=offset, channels=out_shape[0], rows_per_pass=rows_per_pass)
+                blocks.append(((name, n, 0, a, b), pieces, plan))
+    layer = {}
+    for key, pieces, plan in blocks:
+        chunk = pieces[0][0]
+        cuts = wanted.get(chunk[1:2] + chunk[3:]) if chunk[0] == image.name else None
+        if cuts is None:
+            layer[key] = (partial(_run_block, **plan), pieces, model_value.key)
+        else:
+            step = (steps,) + chunk[1:2] + chunk[3:]
+            layer[step] = (partial(_block_and_edges, cuts=cuts, **plan), pieces,
+                           model_value.key)
+            layer[key] = (operator.getitem, step, 0)
+            layer[(edges,) + step[1:]] = (operator.getitem, step, 1)
+    for (n, i, j), cuts in wanted.items():
+        if (edges, n, i, j) not in layer:  # a chunk without outputs of its own
+            layer[(edges, n, i, j)] = (partial(_edges, cuts=cuts), (image.name, n, 0, i, j))
+        # One key per part, so that each is freed as soon as its readers ran.
+        for part in cuts:
+            layer[(edges, n, i, j, part)] = (operator.getitem, (edges, n, i, j), part)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[image, model_value])
+    maps = da.Array(graph, name, out_chunks, meta=np.empty((0, 0, 0, 0), image.dtype))
     if len(heads) == 1:
         return maps
     ends = np.cumsum([0] + [s[0] for s in heads]).tolist()
