@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 BACKENDS = ("c", "numba", "numpy")
-ALGORITHMS = ("auto", "direct", "im2col")
+ALGORITHMS = ("auto", "direct", "im2col", "winograd")
 LAYOUTS = ("NCHW", "NHWC")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: Strides, dilations, paddings and padded extents stay below this, so that no
