@@ -15,6 +15,27 @@ ISAS = c_isas()
 BOUND = {np.float32: 1e-4, np.float64: 1e-12}
 
 
+def test_matrices_from_the_points():
+    # docs/WINOGRAD.md's rules: G rows f_i [1, p, p^2], A^T columns [1, p, p^2, p^3],
+    # B^T rows the coefficients of prod_{j != i} (x - p_j); the point at infinity last.
+    pts = [0, 1, -1, 2, -2]
+    G = np.array([[1 / np.prod([p - q for q in pts if q != p]) * p ** e for e in range(3)]
+                  for p in pts] + [[0, 0, 1]])
+    AT = np.array([[p ** e for p in pts] + [e == 3] for e in range(4)], float)
+    BT = np.array([np.polynomial.polynomial.polyfromroots([q for q in pts if q != p])
+                   .tolist() + [0] for p in pts] +
+                  [np.polynomial.polynomial.polyfromroots(pts).tolist()])
+    np.testing.assert_array_equal(BT, [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0],
+                                       [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                                       [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]])
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        d, g = rng.standard_normal((6, 6)), rng.standard_normal((3, 3))
+        y = AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T
+        want = [[(d[i:i + 3, j:j + 3] * g).sum() for j in range(4)] for i in range(4)]
+        np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+
+
 def problem(rng, n, c, h, w, k, dtype=np.float32, bias=True):
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = rng.standard_normal((k, c, 3, 3)).astype(dtype)

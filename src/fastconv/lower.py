@@ -23,9 +23,10 @@ IM2COL_BUDGET = 8 << 20
 #: refused with ValueError; algorithm="auto" then runs direct convolution.
 WORKSPACE_LIMIT = 1 << 30
 #: Winograd's transformed input and GEMM output (V and M) of one thread's block
-#: of tiles stay near this many bytes, the block at least 64 tiles wide (so the
-#: GEMMs' panels are full) and at most 512.
-WINOGRAD_BLOCK_BYTES = 2 << 20
+#: of tiles stay near this many bytes (about an L2 cache), the block at least 64
+#: tiles wide (so the GEMMs' panels are full and each pass over the transformed
+#: filters does enough work) and at most 512.
+WINOGRAD_BLOCK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
