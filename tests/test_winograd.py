@@ -254,3 +254,31 @@ def test_matches_torch():
         got = fastconv.conv2d(x.astype(np.float32), wt.astype(np.float32),
                               b.astype(np.float32), padding=pad, algorithm="winograd")
         check(got, want, np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_c_entry_runs_any_workspace_of_at_least_one_tile(dtype):
+    # fc_?conv_winograd's contract (fastconv.h): blocks of the tiles the caller's
+    # workspace holds, down to one; threads alone or sharing a block.
+    from fastconv import _args
+    from fastconv.backends import c
+    rng = np.random.default_rng(12)
+    x, wt, b = problem(rng, 1, 40, 13, 15, 24, dtype)  # 16 tiles
+    p = _args.conv2d_args(x, wt, b, 1, 1, 1, 1, "NCHW")[3]
+    want = reference.conv2d(x, wt, b, padding=1, relu=True)
+    run = c.lib.fc_sconv_winograd if dtype == np.float32 else c.lib.fc_dconv_winograd
+    per_tile = 36 * (40 + 24) * np.dtype(dtype).itemsize
+    try:
+        for tiles in (1, 3, 16, 40):
+            for threads in (1, 2):
+                out = np.full(p.out_shape, np.nan, dtype)
+                ws = np.empty(tiles * per_tile + 7, np.uint8)
+                a = c.ffi.new("fc_conv_args *", c.conv_args(x, wt, b, p, out, ws, True))
+                c.lib.fc_set_local_num_threads(threads)
+                assert run(a) == c.lib.FC_OK
+                check(out, want, dtype)
+        a = c.ffi.new("fc_conv_args *", c.conv_args(x, wt, b, p, out, np.empty(per_tile - 1,
+                                                                              np.uint8), True))
+        assert run(a) == c.lib.FC_EINVAL
+    finally:
+        c.use_threads()
