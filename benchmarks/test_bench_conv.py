@@ -9,7 +9,7 @@ from fastconv.bench.suites import SUITES
 from bench_helpers import arrays, check
 
 IMPLS = [f"{be}-{algo}" for be in ("c", "numba") for algo in ("auto", "direct", "im2col")] + \
-    ["c-packed", "torch", "onnxruntime"]
+    ["c-packed", "c-winograd", "torch", "onnxruntime"]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -30,6 +30,9 @@ def test_conv(layer, impl, reduced, batch, threads, measure, request):
                                      backend="c")
     else:
         backend, algorithm = impl.split("-")
+        if algorithm == "winograd" and (entry.kh, entry.kw, entry.stride, entry.groups) != \
+                (3, 3, 1, 1):
+            pytest.skip("Winograd runs 3x3 stride-1 ungrouped layers only")
         fn = lambda: fastconv.conv2d(x, w, bias, entry.stride, entry.pad, 1, entry.groups,
                                      algorithm=algorithm, backend=backend)
     check(measure(entry, fn, batch), entry, batch)

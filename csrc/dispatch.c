@@ -53,6 +53,7 @@ static const fc_kernel_table table_generic = {
     GEMM_KERNEL(d, generic),
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_generic, .dconv = &fc_dconv_generic,
+    .swino = &fc_swino_generic, .dwino = &fc_dwino_generic,
     .spool = &fc_spool_generic, .dpool = &fc_dpool_generic,
 };
 static const fc_kernel_table table_avx2 = {
@@ -61,6 +62,7 @@ static const fc_kernel_table table_avx2 = {
     GEMM_KERNEL(d, avx2),
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_avx2, .dconv = &fc_dconv_avx2,
+    .swino = &fc_swino_avx2, .dwino = &fc_dwino_avx2,
     .spool = &fc_spool_avx2, .dpool = &fc_dpool_avx2,
 };
 static const fc_kernel_table table_avx512 = {
@@ -69,6 +71,7 @@ static const fc_kernel_table table_avx512 = {
     GEMM_KERNEL(d, avx512),
     /* ---- conv entries ---- */
     .sconv = &fc_sconv_avx512, .dconv = &fc_dconv_avx512,
+    .swino = &fc_swino_avx512, .dwino = &fc_dwino_avx512,
     .spool = &fc_spool_avx512, .dpool = &fc_dpool_avx512,
 };
 

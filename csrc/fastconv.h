@@ -79,6 +79,15 @@ int fc_sconv_direct(const fc_conv_args *args);
 int fc_dconv_direct(const fc_conv_args *args);
 int fc_sconv_im2col(const fc_conv_args *args);
 int fc_dconv_im2col(const fc_conv_args *args);
+/* Winograd F(4x4, 3x3) for kh = kw = 3, stride 1, dilation 1, groups 1
+ * (FC_EINVAL otherwise); error within a few float roundings of the output's
+ * magnitude, not exact like the others.  ws/ws_bytes: caller-owned scratch
+ * of T = floor(ws_bytes / (36 * (c + k) * elsize)) >= 1 tiles of 4x4 output
+ * pixels: on p threads with T / p at least the GEMM's NR
+ * (fc_gemm_get_blocking), each thread runs blocks of T / p tiles alone, else
+ * all threads share blocks of T tiles. */
+int fc_sconv_winograd(const fc_conv_args *args);
+int fc_dconv_winograd(const fc_conv_args *args);
 
 /* Threads used by every parallel region of the C core.  Default: the value
  * of OMP_NUM_THREADS if set, else the number of online cores. */
@@ -152,6 +161,13 @@ fc_packed *fc_sconv_pack_im2col(const fc_conv_args *args);
 fc_packed *fc_dconv_pack_im2col(const fc_conv_args *args);
 int fc_sconv_im2col_packed(const fc_conv_args *args, const fc_packed *w);
 int fc_dconv_im2col_packed(const fc_conv_args *args, const fc_packed *w);
+/* fc_?conv_pack_winograd: the 36 transformed filter matrices U = G g G^T of
+ * args->weight (c, k read) as GEMM panels; fc_?conv_winograd_packed runs
+ * fc_?conv_winograd(args) with them (args->bias is read, args->weight not). */
+fc_packed *fc_sconv_pack_winograd(const fc_conv_args *args);
+fc_packed *fc_dconv_pack_winograd(const fc_conv_args *args);
+int fc_sconv_winograd_packed(const fc_conv_args *args, const fc_packed *w);
+int fc_dconv_winograd_packed(const fc_conv_args *args, const fc_packed *w);
 fc_packed *fc_sgemm_pack(const fc_gemm_args *args, int side);
 fc_packed *fc_dgemm_pack(const fc_gemm_args *args, int side);
 int fc_sgemm_packed(const fc_gemm_args *args, const fc_packed *w);

@@ -62,6 +62,11 @@ typedef struct {
     fc_daxpy_fn axpy;
 } fc_dgemm_kernel;
 
+/* fc_?gemm_packed with A from a FC_PACK_A pack `w` for any m, n (no
+ * matrix-vector path: args->a is not read) and row-major C (gemm/packed.inc). */
+int fc_sgemm_panels_a(const fc_gemm_args *args, const fc_packed *w);
+int fc_dgemm_panels_a(const fc_gemm_args *args, const fc_packed *w);
+
 /* Every GEMM micro-kernel (gemm/ukernels.h), its short twin, and the GEMV
  * kernels compiled for the same ISA and type. */
 #include "gemm/ukernels.h"
@@ -133,6 +138,20 @@ typedef struct {
     void (*pack_weights)(const void *src, int64_t red, int64_t nk, int64_t kb, void *dst);
 } fc_conv_kernels;
 
+/* Winograd F(4x4, 3x3) tile transforms (conv/winograd_tf.inc), over nt tiles
+ * at once, vectorised across tiles.  The pointers are `float *` or `double *`.
+ * input: v[xi*vs + t] = (B^T d_t B)[xi], d_t[6i + j] = d[(6i + j)*ds + t].
+ * output: o[(4i + j)*os + t] = (A^T m_t A)[4i + j] + bias (then ReLU, or
+ * PReLU with `slope` if prelu), m_t[xi] = m[xi*ms + t]. */
+typedef struct {
+    void (*input)(const void *d, int64_t ds, int64_t nt, void *v, int64_t vs);
+    void (*output)(const void *m, int64_t ms, int64_t nt, double bias, int relu, int prelu,
+                   double slope, void *o, int64_t os);
+} fc_wino_kernels;
+extern const fc_wino_kernels fc_swino_generic, fc_dwino_generic;
+extern const fc_wino_kernels fc_swino_avx2, fc_dwino_avx2;
+extern const fc_wino_kernels fc_swino_avx512, fc_dwino_avx512;
+
 /* ---- end conv ---- */
 
 /* ---- pooling (csrc/conv/pool*.c): one (n, c) plane of fc_pool_args at x into y;
@@ -151,6 +170,7 @@ typedef struct {
     fc_dgemm_kernel dgemm;
     /* ---- conv entries (csrc/conv/) ---- */
     const fc_conv_kernels *sconv, *dconv;
+    const fc_wino_kernels *swino, *dwino;
     /* ---- end conv entries ---- */
     const fc_pool_kernels *spool, *dpool;
 } fc_kernel_table;
@@ -164,6 +184,10 @@ const fc_kernel_table *fc_kernels(void);
 
 /* Thread count for the next parallel region (threads.c). */
 int fc_threads(void);
+/* Set the calling thread's own count (as fc_set_local_num_threads) and return
+ * the one it had (0: the library-wide count), so a region can run library
+ * calls single-threaded inside its threads and restore the count after. */
+int fc_swap_local_threads(int n);
 
 /* Where a parallel region's threads run (threads.c): the caller fills an
  * fc_place before the region, and every thread of the region calls

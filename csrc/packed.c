@@ -24,9 +24,10 @@ void fc_packed_free(fc_packed *w)
 {
     if (!w)
         return;
-    if (w->kind == FC_PACKED_IM2COL)
-        for (int64_t g = 0; g < w->groups; g++)
-            fc_packed_free(((fc_packed **)w->data)[g]);
+    const int64_t subs = w->kind == FC_PACKED_IM2COL ? w->groups
+                       : w->kind == FC_PACKED_WINOGRAD ? FC_WINOGRAD_PACKS : 0;
+    for (int64_t g = 0; g < subs; g++)
+        fc_packed_free(((fc_packed **)w->data)[g]);
     fc_free(w->data);
     fc_free(w);
 }

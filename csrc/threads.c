@@ -42,6 +42,13 @@ void fc_set_local_num_threads(int n) { local_threads = n > 0 ? n : 0; }
 
 int fc_threads(void) { return local_threads > 0 ? local_threads : fc_get_num_threads(); }
 
+int fc_swap_local_threads(int n)
+{
+    int before = local_threads;
+    local_threads = n > 0 ? n : 0;
+    return before;
+}
+
 /* ---- placement ---------------------------------------------------------
  * Why: OpenMP's worker threads sleep between calls, and the scheduler may
  * wake one on the CPU of the thread that woke it -- the caller, which is busy

@@ -94,9 +94,11 @@ static void *thread_scratch(size_t bytes)
 #include "gemm_impl.inc"
 #define PACK fc_sgemm_pack
 #define RUN_PACKED fc_sgemm_packed
+#define RUN_PANELS_A fc_sgemm_panels_a
 #include "packed.inc"
 #undef PACK
 #undef RUN_PACKED
+#undef RUN_PANELS_A
 #undef T
 #undef SUFFIX
 #undef NAME
@@ -114,4 +116,5 @@ static void *thread_scratch(size_t bytes)
 #include "gemm_impl.inc"
 #define PACK fc_dgemm_pack
 #define RUN_PACKED fc_dgemm_packed
+#define RUN_PANELS_A fc_dgemm_panels_a
 #include "packed.inc"

@@ -6,6 +6,7 @@ lowers both to the same GEMM and runs it on handwritten C or Numba kernels.
 from . import lower, models, nn
 from .api import conv2d, linear, matmul
 from .config import config, get_backend, get_num_threads, set_backend, set_num_threads, threads
+from .config import get_winograd, set_winograd
 from .convert import conv_matrix, conv_to_fc, fc_to_conv
 from .packed import PackedWeight
 from .pool import avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d
@@ -13,7 +14,7 @@ from .pool import avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d
 __all__ = ["conv2d", "linear", "matmul", "lower", "config", "set_backend", "get_backend",
            "set_num_threads", "get_num_threads", "fc_to_conv", "conv_to_fc", "conv_matrix",
            "nn", "models", "threads", "PackedWeight", "max_pool2d", "avg_pool2d",
-           "global_avg_pool2d", "global_max_pool2d"]
+           "global_avg_pool2d", "global_max_pool2d", "set_winograd", "get_winograd"]
 __version__ = "0.1.0"
 
 from . import _threadpoolctl  # noqa: E402 -- after __version__, which the controller reports

@@ -14,7 +14,7 @@ import numpy as np
 from .backends import CAPABILITIES
 
 BACKENDS = tuple(CAPABILITIES)
-ALGORITHMS = ("auto", "direct", "im2col")
+ALGORITHMS = ("auto", "direct", "im2col", "winograd")
 LAYOUTS = ("NCHW", "NHWC")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: Strides, dilations, paddings and padded extents stay below this, so that no

@@ -1,4 +1,4 @@
-"""Settings: the default backend and the thread count.
+"""Settings: the default backend, the thread count and whether "auto" may pick Winograd.
 
 Two kinds, each with one meaning:
 
@@ -13,6 +13,14 @@ Two kinds, each with one meaning:
 The thread count lives here, on the Python side, so it means the same for the
 C and the Numba backend and works without the C core.  The C core reads it per
 call (the glue in backends/c.py hands it over before each call).
+
+Winograd: `algorithm="auto"` runs exact algorithms only (direct, im2col,
+GEMM), so integer-valued data give exact results and an FC layer written as
+a conv agrees bit for bit with `linear`.  `set_winograd(True)` (process-wide)
+or `with config(winograd=True)` (scoped) lets it choose Winograd F(4x4, 3x3)
+for the eligible 3x3 stride-1 layers where fastconv.lower's rule expects it
+to be faster; its error is a few float roundings of the output's magnitude
+(docs/WINOGRAD.md).  `algorithm="winograd"` asks for it whatever this says.
 
 `threadpoolctl.threadpool_limits(n)` caps the count of the calling thread
 (fastconv registers a threadpoolctl controller; see _threadpoolctl.py).
@@ -39,6 +47,8 @@ _threads = None  # process-wide count; None: the default (OMP_NUM_THREADS, else 
 _default = None  # the default, computed once
 _scoped_backend = contextvars.ContextVar("fastconv_backend", default=None)
 _scoped_threads = contextvars.ContextVar("fastconv_num_threads", default=None)
+_winograd = False
+_scoped_winograd = contextvars.ContextVar("fastconv_winograd", default=None)
 _cap = contextvars.ContextVar("fastconv_thread_cap", default=None)  # threadpoolctl's limit
 _asked_parallel = False  # a count > 1 was handed out: OpenMP may have a worker pool
 _forked_serial = False  # this process was forked after that: one thread only
@@ -109,6 +119,19 @@ def get_num_threads() -> int:
     return n
 
 
+def set_winograd(on: bool) -> None:
+    """Let algorithm="auto" choose Winograd for eligible layers, in every thread
+    (process-wide; `with config(winograd=...)` overrides it in a scope)."""
+    global _winograd
+    _winograd = _args.flag("winograd", on)
+
+
+def get_winograd() -> bool:
+    """Whether algorithm="auto" may choose Winograd in this thread."""
+    scoped = _scoped_winograd.get()
+    return _winograd if scoped is None else scoped
+
+
 @contextlib.contextmanager
 def threads(n: int):
     """Use n threads in this thread until the block ends (thread-local: other
@@ -125,18 +148,22 @@ def threads(n: int):
 
 
 @contextlib.contextmanager
-def config(*, backend: str | None = None, num_threads: int | None = None):
-    """Set the default backend and/or thread count for this thread until the
-    block ends (scoped; other threads are not affected):
+def config(*, backend: str | None = None, num_threads: int | None = None,
+           winograd: bool | None = None):
+    """Set the default backend, thread count and/or Winograd switch (see
+    set_winograd) for this thread until the block ends (scoped; other threads
+    are not affected):
 
         with fastconv.config(backend="numba", num_threads=1):
             y = model(x)
     """
-    settings = []  # validate both before setting either
+    settings = []  # validate all before setting any
     if backend is not None:
         settings.append((_scoped_backend, _backend_arg("backend", backend)))
     if num_threads is not None:
         settings.append((_scoped_threads, thread_count("num_threads", num_threads)))
+    if winograd is not None:
+        settings.append((_scoped_winograd, _args.flag("winograd", winograd)))
     tokens = [(var, var.set(value)) for var, value in settings]
     try:
         yield

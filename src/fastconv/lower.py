@@ -5,7 +5,9 @@ matrix per group, and the input patches, one column per output pixel.  When
 the kernel covers the whole input (an FC layer written as a conv) or is 1x1
 with stride 1, the input already *is* that patch matrix and no copy is
 needed; otherwise im2col copies patches into a bounded workspace, or direct
-convolution avoids the matrix altogether.
+convolution avoids the matrix altogether.  Winograd F(4x4, 3x3) (3x3
+stride-1 convs only) turns each 4x4 tile of output pixels into 36 products
+of transformed values: 36 GEMMs of tiles x K x C over blocks of tiles.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _args
+from . import _args, config
 from .backends import DEFAULT, capabilities
 
 #: im2col lowers at most this many bytes of patches at a time (whole output rows).
@@ -21,6 +23,11 @@ IM2COL_BUDGET = 8 << 20
 #: A lowering workspace above this (for im2col: even for a single output row) is
 #: refused with ValueError; algorithm="auto" then runs direct convolution.
 WORKSPACE_LIMIT = 1 << 30
+#: Winograd's transformed input and GEMM output (V and M) of one thread's block
+#: of tiles stay near this many bytes (about an L2 cache), the block at least 64
+#: tiles wide (so the GEMMs' panels are full and each pass over the transformed
+#: filters does enough work) and at most 512.
+WINOGRAD_BLOCK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -33,11 +40,17 @@ class GemmPlan:
     workspace_bytes: int   # lowering copy; 0 when the input is the GEMM operand as it lies
     #                        (direct conv's zero-padded input is a layout transform, not
     #                        counted here, but held to WORKSPACE_LIMIT like every copy)
-    algorithm: str         # what runs: "gemm" (no lowering copy), "im2col" or "direct"
+    algorithm: str         # what runs: "gemm" (no lowering copy), "im2col", "direct" or
+    #                        "winograd" (then m counts 4x4 output tiles, and there are
+    #                        36 GEMMs m x n x k, tile_block tiles at a time)
+    tile_block: int = 0
 
     def __str__(self) -> str:
         shape = f"{self.m}\u00d7{self.n}\u00d7{self.k}"
         groups = f", {self.groups} groups" if self.groups > 1 else ""
+        if self.algorithm == "winograd":
+            return (f"Winograd F(4\u00d74, 3\u00d73): 36 GEMMs {shape} over {self.m} tiles, "
+                    f"{self.tile_block} at a time ({_mib(self.workspace_bytes)} workspace)")
         if self.algorithm == "direct":
             return f"direct convolution (as GEMM {shape}{groups}, no workspace)"
         if self.workspace_bytes == 0:
@@ -68,19 +81,27 @@ def _mib(nbytes: int) -> str:
 
 
 def choose_algorithm(p: _args.ConvParams, requested: str, backend: str = DEFAULT) -> str:
-    """The algorithm that runs for `requested` ("auto", "direct", "im2col").
+    """The algorithm that runs for `requested` ("auto", "direct", "im2col", "winograd").
 
     Full-size and pointwise convs are GEMMs on the input as it lies, so both
     "auto" and "im2col" run them as "gemm" (im2col's copy would be the
-    identity).  For the rest, "auto" follows the cost model below.
+    identity).  For the rest, "auto" follows the cost model below; it picks
+    Winograd only when fastconv.config's switch allows (config.set_winograd).
+    "winograd" on a conv it cannot run raises ValueError naming the argument.
     """
     if requested == "direct":
         return "direct"
+    if requested == "winograd":
+        _check_winograd(p, backend)
+        return "winograd"
     if p.is_full_size or p.is_pointwise:
         return "gemm"
     if requested == "im2col":
         return "im2col"
-    return "direct" if conv_kind(p) in capabilities(backend).auto_direct else "im2col"
+    can = capabilities(backend)
+    if can.winograd and config.get_winograd() and winograd_fits(p) and _winograd_wins(p):
+        return "winograd"
+    return "direct" if conv_kind(p) in can.auto_direct else "im2col"
 
 
 def conv_kind(p: _args.ConvParams) -> str:
@@ -89,6 +110,46 @@ def conv_kind(p: _args.ConvParams) -> str:
     if p.groups > 1:
         return "depthwise" if p.is_depthwise else "grouped"
     return "1x1" if p.kh * p.kw == 1 else "kxk"
+
+
+def winograd_fits(p: _args.ConvParams) -> bool:
+    """Winograd F(4x4, 3x3) computes this conv: 3x3, stride 1, dilation 1, groups 1."""
+    return (p.kh, p.kw) == (3, 3) and p.stride == (1, 1) and p.dilation == (1, 1) \
+        and p.groups == 1
+
+
+def _check_winograd(p: _args.ConvParams, backend: str) -> None:
+    for ok, what in (((p.kh, p.kw) == (3, 3), f"a 3x3 kernel (weight is {p.kh}x{p.kw})"),
+                     (p.stride == (1, 1), f"stride 1 (stride={p.stride})"),
+                     (p.dilation == (1, 1), f"dilation 1 (dilation={p.dilation})"),
+                     (p.groups == 1, f"groups=1 (groups={p.groups})")):
+        if not ok:
+            raise ValueError(f"algorithm='winograd' needs {what}")
+    can = capabilities(backend)
+    if can.runs_plan and not can.winograd:
+        raise ValueError(f"algorithm='winograd' runs on the C backend only (backend={backend!r})")
+
+
+def winograd_tiles(p: _args.ConvParams) -> int:
+    """4x4 output tiles of a Winograd F(4x4, 3x3) conv."""
+    return p.n * -(-p.oh // 4) * -(-p.ow // 4)
+
+
+# Geometry rule of auto's Winograd choice (to be measured on a quiet machine:
+# docs/WINOGRAD.md).  Winograd does 4x fewer multiply-adds than direct, but
+# its transformed filters are 4x the weights, so it needs enough tiles to
+# amortise them, and enough channels for its GEMMs to beat the transforms.
+def _winograd_wins(p: _args.ConvParams) -> bool:
+    return p.c >= 16 and p.k >= 16 and winograd_tiles(p) >= 64
+
+
+def winograd_workspace(p: _args.ConvParams, itemsize: int, threads: int) -> tuple[int, int]:
+    """(bytes, tiles) of Winograd's workspace: a block of tiles per thread
+    (WINOGRAD_BLOCK_BYTES), no more than the conv has, within WORKSPACE_LIMIT."""
+    per_tile = 36 * (p.c + p.k) * itemsize
+    block = min(512, max(64, WINOGRAD_BLOCK_BYTES // per_tile))
+    tiles = max(1, min(threads * block, winograd_tiles(p), WORKSPACE_LIMIT // per_tile))
+    return tiles * per_tile, tiles
 
 
 def im2col_workspace(p: _args.ConvParams, itemsize: int) -> int:
@@ -125,6 +186,13 @@ def plan_conv(p: _args.ConvParams, itemsize: int, algorithm: str = "auto",
     refused with ValueError before anything is allocated; "auto" first tries
     another algorithm (direct and im2col copy different things)."""
     algo = choose_algorithm(p, algorithm, backend)
+    if algo == "winograd":
+        ws, tiles = winograd_workspace(p, itemsize, config.get_num_threads())
+        if ws > WORKSPACE_LIMIT:
+            raise ValueError(f"winograd would need {ws} bytes of workspace for a single tile, "
+                             f"above the {WORKSPACE_LIMIT}-byte workspace limit "
+                             "(fastconv.lower.WORKSPACE_LIMIT)")
+        return GemmPlan(winograd_tiles(p), p.k, p.c, 1, ws, algo, tiles)
     copy, what = _copies(p, itemsize, algo)
     if copy > WORKSPACE_LIMIT and algorithm == "auto":
         for other in ("direct", "im2col"):

@@ -68,10 +68,10 @@ class PackedWeight:
         return pk
 
     def conv(self, algorithm: str, groups: int, layout: str):
-        """The C pack of conv2d's `algorithm` ("direct", or "im2col" per layout)."""
+        """The C pack of conv2d's `algorithm` ("direct", "winograd", or "im2col" per layout)."""
         from .backends import c
-        if algorithm == "direct":
-            layout = "NCHW"  # direct's layout does not depend on it
+        if algorithm in ("direct", "winograd"):
+            layout = "NCHW"  # their layout does not depend on it
         return self._get((algorithm, groups, layout),
                          lambda: c.pack_conv(self.weight, self.bias, groups, algorithm, layout))
 

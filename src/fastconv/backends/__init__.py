@@ -44,6 +44,8 @@ class Capabilities:
     #: gemm and conv2d take PReLU slopes (an array) where they take relu, and
     #: apply them in their store; fastconv.api applies them after the others.
     fused_prelu: bool = False
+    #: It runs algorithm="winograd" (and "auto" may pick it, by fastconv.config).
+    winograd: bool = False
 
 
 # The C cost model (docs/TUNING.md, "Algorithm choice"): direct convolution
@@ -57,7 +59,8 @@ _C_DIRECT = frozenset({"depthwise", "grouped", "kxk"})
 #: known without importing it.
 _MODULES = {"c": "c", "numba": "numba", "numpy": "reference"}
 CAPABILITIES = {
-    "c": Capabilities(runs_plan=True, packed=True, auto_direct=_C_DIRECT, fused_prelu=True),
+    "c": Capabilities(runs_plan=True, packed=True, auto_direct=_C_DIRECT, fused_prelu=True,
+                      winograd=True),
     # Numba's direct conv (register tiles) is not yet measured, so "auto" keeps
     # im2col, which wins everywhere but depthwise, whose per-group GEMM is a
     # 1 x kh*kw sliver.

@@ -24,15 +24,21 @@ _CONV = {
     ("direct", np.dtype(np.float64)): lib.fc_dconv_direct,
     ("im2col", np.dtype(np.float32)): lib.fc_sconv_im2col,
     ("im2col", np.dtype(np.float64)): lib.fc_dconv_im2col,
+    ("winograd", np.dtype(np.float32)): lib.fc_sconv_winograd,
+    ("winograd", np.dtype(np.float64)): lib.fc_dconv_winograd,
 }
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _CONV_PACK = {("direct", _F32): lib.fc_sconv_pack, ("direct", _F64): lib.fc_dconv_pack,
               ("im2col", _F32): lib.fc_sconv_pack_im2col,
-              ("im2col", _F64): lib.fc_dconv_pack_im2col}
+              ("im2col", _F64): lib.fc_dconv_pack_im2col,
+              ("winograd", _F32): lib.fc_sconv_pack_winograd,
+              ("winograd", _F64): lib.fc_dconv_pack_winograd}
 _CONV_PACKED = {("direct", _F32): lib.fc_sconv_direct_packed,
                 ("direct", _F64): lib.fc_dconv_direct_packed,
                 ("im2col", _F32): lib.fc_sconv_im2col_packed,
-                ("im2col", _F64): lib.fc_dconv_im2col_packed}
+                ("im2col", _F64): lib.fc_dconv_im2col_packed,
+                ("winograd", _F32): lib.fc_sconv_winograd_packed,
+                ("winograd", _F64): lib.fc_dconv_winograd_packed}
 _GEMM_PACK = {_F32: lib.fc_sgemm_pack, _F64: lib.fc_dgemm_pack}
 _GEMM_PACKED = {_F32: lib.fc_sgemm_packed, _F64: lib.fc_dgemm_packed}
 _POOL = {_F32: lib.fc_spool2d, _F64: lib.fc_dpool2d}
@@ -139,11 +145,11 @@ def conv_args(x, weight, bias, p, out, ws, relu, slope=None) -> dict:
 
 def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, packed=None):
     """packed: the weights packed once by pack_conv for `algorithm` (direct: with
-    the bias; im2col: the weight must still be passed)."""
+    the bias; im2col: the weight must still be passed; winograd: the bias must)."""
     x = _usable(x)
     weight = _contiguous(weight)
     bias = None if bias is None else _contiguous(bias)
-    ws = np.empty(workspace_bytes, np.uint8) if algorithm == "im2col" else None
+    ws = np.empty(workspace_bytes, np.uint8) if algorithm in ("im2col", "winograd") else None
     relu, slope = _slope(relu)
     a = ffi.new("fc_conv_args *", conv_args(x, weight, bias, p, out, ws, relu, slope))
     use_threads()
@@ -162,7 +168,8 @@ def _owned(ptr):
 
 def pack_conv(weight, bias, groups, algorithm="direct", layout="NCHW"):
     """The weight layout of `algorithm` ("direct": with the bias; "im2col": each
-    group's GEMM operand for `layout`) on the active ISA (csrc/conv/packed.inc)."""
+    group's GEMM operand for `layout`; "winograd": the transformed filters as
+    GEMM operands) on the active ISA (csrc/conv/packed.inc, winograd.inc)."""
     weight = _contiguous(weight)
     bias = None if bias is None else _contiguous(bias)
     a = ffi.new("fc_conv_args *")

@@ -143,8 +143,10 @@ def bench_parser() -> argparse.ArgumentParser:
                         f"(default {suites.DEFAULT_SUITE}: a few layers and GEMMs, about a minute)")
     p.add_argument("--backends", type=_names(("c", "numba")), default=("c",),
                    help="fastconv backends: c,numba (default c)")
-    p.add_argument("--algorithms", type=_names(("auto", "direct", "im2col")), default=("auto",),
-                   help="conv algorithms: auto,direct,im2col (default auto)")
+    p.add_argument("--algorithms", type=_names(("auto", "direct", "im2col", "winograd")),
+                   default=("auto",),
+                   help="conv algorithms: auto,direct,im2col,winograd (default auto; winograd "
+                        "runs on the 3x3 stride-1 layers of the C backend only)")
     p.add_argument("--compare", type=_names(_peers.PEERS), default=_peers.PEERS,
                    help="peers: numpy,torch,onnxruntime or none (default all; missing ones "
                         "are skipped)")

@@ -85,8 +85,13 @@ def fastconv_impls(entry, arrays, settings: Settings):
             continue
         x, w, bias = arrays
         for algo in settings.algorithms:
-            plan = lower.conv2d(x.shape, w.shape, entry.stride, entry.pad, 1, entry.groups,
-                                algorithm=algo, backend=be)
+            try:
+                plan = lower.conv2d(x.shape, w.shape, entry.stride, entry.pad, 1, entry.groups,
+                                    algorithm=algo, backend=be)
+            except ValueError:
+                if algo == "winograd":  # a layer (or backend) Winograd does not run
+                    continue
+                raise
             out.append(Impl(be, algo, plan.algorithm, lambda be=be, algo=algo: api.conv2d(
                 x, w, bias, entry.stride, entry.pad, 1, entry.groups, algorithm=algo, backend=be)))
         if entry.is_full_size:   # the same layer as the FC layer it is
