@@ -53,7 +53,8 @@ def choose_algorithm(p: _args.ConvParams, requested: str, backend: str = "c") ->
 
     Full-size and pointwise convs are GEMMs on the input as it lies, so both
     "auto" and "im2col" run them as "gemm" (im2col's copy would be the
-    identity).  For the rest, "auto" follows the cost model below.
+    identity).  For the rest, "auto" follows the cost model below, on every
+    backend (`backend` is accepted so that callers need not know that).
     """
     if requested == "direct":
         return "direct"
@@ -61,11 +62,8 @@ def choose_algorithm(p: _args.ConvParams, requested: str, backend: str = "c") ->
         return "gemm"
     if requested == "im2col":
         return "im2col"
-    if backend == "numba":
-        # Numba's depthwise-free direct conv (register tiles) is not yet measured,
-        # so "auto" keeps im2col, which wins everywhere but depthwise, whose
-        # per-group GEMM is a 1 x kh*kw sliver (docs/TUNING.md).
-        return "direct" if p.groups > 1 and p.groups == p.c else "im2col"
+    # One rule for both backends: Numba's direct conv runs on register tiles
+    # like the C core's, and its algorithms rank the same (docs/TUNING.md).
     return "im2col" if _im2col_wins(p) else "direct"
 
 

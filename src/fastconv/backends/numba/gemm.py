@@ -690,6 +690,19 @@ def _gemv(mat, m_off, s_row, s_p, vec, v_off, s_v, k, y, y_off, s_y, rows,
                     s0 += m0[p] * v[p]
                 _gemv_store(y, y_off + r * s_y, s0, bias, r * bias_step, relu)
                 r += 1
+    elif rows <= _AXPY_CHUNK and nthreads > 1 and k >= 4 * nthreads:
+        # Few outputs: the threads split the reduction instead, each streaming
+        # one contiguous run of whole matrix rows (split columns would give
+        # each thread short pieces of every row) into accumulators of its
+        # own, added up at the end.
+        accs = np.zeros((nthreads, rows), y.dtype)
+        for t in numba.prange(nthreads):
+            _axpy(mat, m_off, s_p, v, t * k // nthreads, (t + 1) * k // nthreads, accs[t])
+        for i in range(rows):
+            total = accs[0, i]
+            for t in range(1, nthreads):
+                total += accs[t, i]
+            _gemv_store(y, y_off + i * s_y, total, bias, i * bias_step, relu)
     else:
         # One chunk of outputs per thread (longer contiguous reads of each
         # matrix row), more if the accumulators would leave L1.
@@ -698,26 +711,33 @@ def _gemv(mat, m_off, s_row, s_p, vec, v_off, s_v, k, y, y_off, s_y, rows,
             r0 = chunk * rows // n_chunks
             width = (chunk + 1) * rows // n_chunks - r0
             acc = np.zeros(width, y.dtype)
-            p = 0
-            while p + 4 <= k:  # four matrix rows per pass over the accumulators
-                at = m_off + p * s_p + r0
-                c0 = mat[at:at + width]
-                c1 = mat[at + s_p:at + s_p + width]
-                c2 = mat[at + 2 * s_p:at + 2 * s_p + width]
-                c3 = mat[at + 3 * s_p:at + 3 * s_p + width]
-                v0, v1, v2, v3 = v[p], v[p + 1], v[p + 2], v[p + 3]
-                for i in range(width):
-                    acc[i] += v0 * c0[i] + v1 * c1[i] + v2 * c2[i] + v3 * c3[i]
-                p += 4
-            while p < k:
-                at = m_off + p * s_p + r0
-                c0 = mat[at:at + width]
-                v0 = v[p]
-                for i in range(width):
-                    acc[i] += v0 * c0[i]
-                p += 1
+            _axpy(mat, m_off + r0, s_p, v, 0, k, acc)
             for i in range(width):
                 _gemv_store(y, y_off + (r0 + i) * s_y, acc[i], bias, (r0 + i) * bias_step, relu)
+
+
+@numba.njit(**_runtime.JIT)
+def _axpy(mat, m_off, s_p, v, p0, p1, acc):
+    """acc[i] += sum_{p0 <= p < p1} v[p] * mat[m_off + p*s_p + i] for i < acc.size."""
+    width = acc.size
+    p = p0
+    while p + 4 <= p1:  # four matrix rows per pass over the accumulators
+        at = m_off + p * s_p
+        c0 = mat[at:at + width]
+        c1 = mat[at + s_p:at + s_p + width]
+        c2 = mat[at + 2 * s_p:at + 2 * s_p + width]
+        c3 = mat[at + 3 * s_p:at + 3 * s_p + width]
+        v0, v1, v2, v3 = v[p], v[p + 1], v[p + 2], v[p + 3]
+        for i in range(width):
+            acc[i] += v0 * c0[i] + v1 * c1[i] + v2 * c2[i] + v3 * c3[i]
+        p += 4
+    while p < p1:
+        at = m_off + p * s_p
+        c0 = mat[at:at + width]
+        v0 = v[p]
+        for i in range(width):
+            acc[i] += v0 * c0[i]
+        p += 1
 
 
 @numba.njit(**_runtime.JIT)
