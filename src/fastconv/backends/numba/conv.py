@@ -13,8 +13,7 @@ zero-padded NCHW array, so no inner loop has bounds checks.  Two kernels:
   - register tiles (gemm.conv_tiles): MR output pixels of a row by NR
     output channels, the GEMM's micro-kernel run once per kernel tap over
     the input channels, reading the pixels in place against weights packed
-    per tap (packed by each thread for its own blocks of channels); the
-    output is computed NHWC.
+    per tap (packed by each thread for its own blocks of channels).
   - depthwise convolutions (one input channel per group, so a tile would
     have a depth of one): each task is a few output rows of one output
     channel, accumulated in place (it stays in L1) while the loop over taps
@@ -118,7 +117,7 @@ def _direct_conv(x, weight, bias, p, out, relu):
 
 def _tiled_direct_conv(x, weight, bias, p, out, relu):
     """Direct convolution on the GEMM micro-kernel's register tiles
-    (gemm.conv_tiles): the output is computed pixel-major (NHWC)."""
+    (gemm.conv_tiles), written straight into out in either layout."""
     top, bottom, left, right = p.padding
     hp, wp = p.h + top + bottom, p.w + left + right
     mr, _ = _gemm.conv_tile(x.itemsize)
@@ -130,14 +129,12 @@ def _tiled_direct_conv(x, weight, bias, p, out, relu):
     xp4 = xp[:p.n * hp * p.c * wp].reshape(p.n, hp, p.c, wp)
     xp4[:, top:top + p.h, :, left:left + p.w] = \
         x.transpose(0, 2, 1, 3) if p.layout == "NCHW" else x.transpose(0, 1, 3, 2)
-    y = out if p.layout == "NHWC" else np.empty((p.n, p.oh, p.ow, p.k), x.dtype)
     nthreads = _runtime.use_threads()
     _runtime.launch(_gemm.conv_tiles, xp, p.c, hp, wp, np.ascontiguousarray(weight).reshape(-1),
-                    y.reshape(-1), p.n, p.k, p.oh, p.ow, p.stride[0], p.stride[1],
-                    p.dilation[0], p.dilation[1], p.kh, p.kw, p.groups,
-                    _runtime.vector(bias, x.dtype), bias is not None, bool(relu), nthreads)
-    if y is not out:
-        out[...] = y.transpose(0, 3, 1, 2)
+                    out.reshape(-1), p.layout == "NCHW", p.n, p.k, p.oh, p.ow,
+                    p.stride[0], p.stride[1], p.dilation[0], p.dilation[1], p.kh, p.kw,
+                    p.groups, _runtime.vector(bias, x.dtype), bias is not None, bool(relu),
+                    nthreads)
 
 
 def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):

@@ -548,22 +548,25 @@ def _pack_conv_panel(w, first, valid, red, nr, dst):
 
 
 @numba.njit(**_runtime.PARALLEL_JIT)
-def conv_tiles(xp, c, hp, wp, w, y, n_, k, oh, ow, sh, sw, dh, dw, kh, kw, groups,
+def conv_tiles(xp, c, hp, wp, w, y, nchw, n_, k, oh, ow, sh, sw, dh, dw, kh, kw, groups,
                bias, has_bias, relu, nthreads):
     """xp: zero-padded input (N, Hp, C, Wp) flat (one padded row of every
     channel after another), with at least MR * sw elements of slack after
     it; w: the weights (K, C/groups, kh, kw) flat, packed per block as
     [channel][tap][NR] (the micro-kernel reads a tap's rows taps * NR
-    apart); y: output (N, OH, OW, K) flat.  Work items are (block of NR output channels, output row), block
-    major, split into one contiguous run per thread: a thread packs each of
-    its blocks' weights once into its own buffer, where they stay (L2) for
-    all the block's rows."""
+    apart); y: output (N, K, OH, OW) flat if nchw, else (N, OH, OW, K).
+    Work items are (block of NR output channels, output row), block major,
+    split into one contiguous run per thread: a thread packs each of its
+    blocks' weights once into its own buffer, where they stay (L2) for all
+    the block's rows.  A tile accumulates over the taps in the thread's own
+    MR x NR buffer (L1), then bias and ReLU are applied on its way to y."""
     mr, nr = conv_tile_of(y)
     zero = zero_of(y)
     cg, kg = c // groups, k // groups
     npk = (kg + nr - 1) // nr
     taps = kh * kw
     panel = taps * cg * nr
+    ohw = oh * ow
     # Rows of at most half a tile: a tile takes two output rows, whose pixels
     # are consecutive in y, as two runs of the micro-kernel's A rows.
     pair = 2 if 2 * ow <= mr and oh > 1 else 1
@@ -574,7 +577,7 @@ def conv_tiles(xp, c, hp, wp, w, y, n_, k, oh, ow, sh, sw, dh, dw, kh, kw, group
     buffers = np.empty(nthreads * per_thread, y.dtype)
     for t in numba.prange(nthreads):
         wpk = buffers[t * per_thread:t * per_thread + panel]
-        spill = buffers[t * per_thread + panel:(t + 1) * per_thread]
+        acc = buffers[t * per_thread + panel:(t + 1) * per_thread]
         packed = -1
         for item in range(t * items // nthreads, (t + 1) * items // nthreads):
             blk = item // rows_total
@@ -592,26 +595,29 @@ def conv_tiles(xp, c, hp, wp, w, y, n_, k, oh, ow, sh, sw, dh, dw, kh, kw, group
             jump = sh * c * wp - ow * sw if two else 0
             for ox0 in range(0, width, mr):
                 rows = min(mr, width - ox0)
-                full = rows == mr and cols == nr
-                at = ((n * oh + oy) * ow + ox0) * k + j0
                 for tap in range(taps):
                     i = tap // kw
                     jj = tap % kw
                     a_off = ((n * hp + oy * sh + i * dh) * c + g * cg) * wp + ox0 * sw + jj * dw
-                    last = tap == taps - 1
                     conv_microkernel(xp, a_off, sw, wp, split, jump, wpk, tap * nr, taps * nr,
-                                     cg, y if full else spill, at if full else 0,
-                                     k if full else nr, tap > 0, bias, j0,
-                                     1 if last and full and has_bias else -1,
-                                     relu and last and full)
-                if full:
-                    continue
-                for r in range(rows):
-                    yrow = y[at + r * k:at + r * k + cols]
-                    srow = spill[r * nr:r * nr + cols]
+                                     cg, acc, 0, nr, tap > 0, bias, 0, -1, False)
+                pix = oy * ow + ox0
+                if nchw:
                     for j in range(cols):
-                        v = srow[j] + (bias[j0 + j] if has_bias else zero)
-                        yrow[j] = zero if relu and v < zero else v
+                        at = (n * k + j0 + j) * ohw + pix
+                        yrow = y[at:at + rows]
+                        b = bias[j0 + j] if has_bias else zero
+                        for r in range(rows):
+                            v = acc[r * nr + j] + b
+                            yrow[r] = zero if relu and v < zero else v
+                else:
+                    for r in range(rows):
+                        at = (n * ohw + pix + r) * k + j0
+                        yrow = y[at:at + cols]
+                        arow = acc[r * nr:r * nr + cols]
+                        for j in range(cols):
+                            v = arow[j] + (bias[j0 + j] if has_bias else zero)
+                            yrow[j] = zero if relu and v < zero else v
 
 
 @numba.njit(**_runtime.JIT)
