@@ -78,9 +78,9 @@ def test_plans():
     assert c3.algorithm == "im2col" and 0 < c3.workspace_bytes <= 8 << 20
     assert (c3.m, c3.n, c3.k) == (224 * 224, 64, 576)
     assert fastconv.lower.conv2d((1, 8, 9, 9), (8, 1, 3, 3), groups=8).algorithm == "direct"
-    # "auto" follows each backend's measured costs.
+    # "auto" follows the measured costs, which rank alike on both backends.
     l13 = ((1, 64, 56, 56), (64, 64, 3, 3))
     assert fastconv.lower.conv2d(*l13, padding=1).algorithm == "direct"
-    assert fastconv.lower.conv2d(*l13, padding=1, backend="numba").algorithm == "im2col"
+    assert fastconv.lower.conv2d(*l13, padding=1, backend="numba").algorithm == "direct"
     assert fastconv.lower.conv2d((1, 8, 9, 9), (8, 1, 3, 3), groups=8,
                                  backend="numba").algorithm == "direct"

@@ -62,11 +62,11 @@ def test_convs_that_are_not_gemms_as_they_lie_need_a_copy_or_direct():
     assert padded.algorithm == "im2col" and padded.workspace_bytes > 0
 
 
-# The "auto" rules, written out here: C (and the oracle's reported plan) run
-# im2col only for ungrouped one-tap kernels; Numba runs direct only for depthwise.
+# The "auto" rule, written out here: every backend (and the oracle's reported
+# plan) runs im2col only for ungrouped one-tap kernels.
 AUTO_DIRECT = {"c": lambda kh, kw, groups, c: kh * kw > 1 or groups > 1,
                "numpy": lambda kh, kw, groups, c: kh * kw > 1 or groups > 1,
-               "numba": lambda kh, kw, groups, c: groups > 1 and groups == c}
+               "numba": lambda kh, kw, groups, c: kh * kw > 1 or groups > 1}
 
 
 @pytest.mark.parametrize("backend", sorted(AUTO_DIRECT))
@@ -100,7 +100,7 @@ def test_only_the_c_backend_takes_packs(monkeypatch):
         monkeypatch.setattr(mod, "conv2d", lambda *a, _r=real, _n=name, **kw:
                             (seen.append((_n, a[4], "packed" in kw)), _r(*a, **kw))[1])
         fastconv.conv2d(x, pw, backend=name)
-    assert seen == [("c", "direct", True), ("numba", "im2col", False), ("numpy", None, False)]
+    assert seen == [("c", "direct", True), ("numba", "direct", False), ("numpy", None, False)]
 
 
 def test_linear_plan_rejects_mismatched_shapes():

@@ -61,10 +61,9 @@ _MODULES = {"c": "c", "numba": "numba", "numpy": "reference"}
 CAPABILITIES = {
     "c": Capabilities(runs_plan=True, packed=True, auto_direct=_C_DIRECT, fused_prelu=True,
                       winograd=True),
-    # Numba's direct conv (register tiles) is not yet measured, so "auto" keeps
-    # im2col, which wins everywhere but depthwise, whose per-group GEMM is a
-    # 1 x kh*kw sliver.
-    "numba": Capabilities(runs_plan=True, packed=False, auto_direct=frozenset({"depthwise"})),
+    # Numba's direct conv runs on register tiles like the C core's, and its
+    # algorithms rank the same (docs/TUNING.md): the C rule.
+    "numba": Capabilities(runs_plan=True, packed=False, auto_direct=_C_DIRECT),
     # The oracle runs no plan; fastconv.lower.conv2d(backend="numpy") reports the C one.
     "numpy": Capabilities(runs_plan=False, packed=False, auto_direct=_C_DIRECT),
 }

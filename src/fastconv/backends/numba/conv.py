@@ -11,7 +11,7 @@ zero-padded NCHW array, so no inner loop has bounds checks.  Two kernels:
   - register tiles (gemm.conv_tiles): MR output pixels of a row by NR
     output channels, the GEMM's micro-kernel run once per kernel tap over
     the input channels, reading the pixels in place against weights packed
-    per tap (gemm.pack_conv_weights); the output is computed NHWC.
+    per tap (packed by each thread for its own blocks of channels).
   - depthwise convolutions (one input channel per group, so a tile would
     have a depth of one): each task is a few output rows of one output
     channel, accumulated in place (it stays in L1) while the loop over taps
@@ -114,25 +114,24 @@ def _direct_conv(x, weight, bias, p, out, relu):
 
 def _tiled_direct_conv(x, weight, bias, p, out, relu):
     """Direct convolution on the GEMM micro-kernel's register tiles
-    (gemm.conv_tiles): the output is computed pixel-major (NHWC)."""
+    (gemm.conv_tiles), written straight into out in either layout."""
     top, _, left, _ = p.padding
     hp, wp = p.padded_hw
-    mr, _ = _gemm.tile(x.itemsize)
-    # Partial tiles read up to MR pixels past a row's end: the slack keeps
-    # those reads inside the buffer (their results are dropped).
-    xp = np.zeros(p.n * p.c * hp * wp + mr * p.stride[1], x.dtype)
-    xp4 = xp[:p.n * p.c * hp * wp].reshape(p.n, p.c, hp, wp)
-    xp4[:, :, top:top + p.h, left:left + p.w] = x if p.layout == "NCHW" else x.transpose(0, 3, 1, 2)
-    y = out if p.layout == "NHWC" else np.empty((p.n, p.oh, p.ow, p.k), x.dtype)
-    w = np.ascontiguousarray(weight).reshape(-1)
-    wpk = _gemm.pack_conv_weights(w, p.k, p.c // p.groups, p.kh * p.kw, p.groups,
-                                  _gemm.tile(x.itemsize)[1])
-    _runtime.use_threads()
-    _runtime.launch(_gemm.conv_tiles, xp, p.c, hp, wp, wpk, y.reshape(-1), p.n, p.k, p.oh, p.ow,
+    mr, _ = _gemm.conv_tile(x.itemsize)
+    # Padded rows of all channels one after another (N, Hp, C, Wp): a tile's
+    # reads over the channels stay within a few pages.  Partial tiles read
+    # up to MR pixels past a row's end: the slack keeps the last row's reads
+    # inside the buffer (their results are dropped).
+    xp = np.zeros(p.n * hp * p.c * wp + mr * p.stride[1], x.dtype)
+    xp4 = xp[:p.n * hp * p.c * wp].reshape(p.n, hp, p.c, wp)
+    xp4[:, top:top + p.h, :, left:left + p.w] = \
+        x.transpose(0, 2, 1, 3) if p.layout == "NCHW" else x.transpose(0, 1, 3, 2)
+    nthreads = _runtime.use_threads()
+    _runtime.launch(_gemm.conv_tiles, xp, p.c, hp, wp, np.ascontiguousarray(weight).reshape(-1),
+                    out.reshape(-1), p.layout == "NCHW", p.n, p.k, p.oh, p.ow,
                     p.stride[0], p.stride[1], p.dilation[0], p.dilation[1], p.kh, p.kw,
-                    p.groups, _runtime.vector(bias, x.dtype), bias is not None, bool(relu))
-    if y is not out:
-        out[...] = y.transpose(0, 3, 1, 2)
+                    p.groups, _runtime.vector(bias, x.dtype), bias is not None, bool(relu),
+                    nthreads)
 
 
 def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
@@ -142,7 +141,7 @@ def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False):
         return
     # The register tiles read up to MR pixels past a row at stride sw: with a
     # stride that makes that slack larger than a padded plane, per-row kernels.
-    wide_stride = _gemm.tile(x.itemsize)[0] * p.stride[1] > p.padded_hw[0] * p.padded_hw[1]
+    wide_stride = _gemm.conv_tile(x.itemsize)[0] * p.stride[1] > p.padded_hw[0] * p.padded_hw[1]
     if algorithm == "direct" and (p.is_depthwise or wide_stride):
         _direct_conv(x, weight, bias, p, out, relu)  # per-channel output rows
     elif algorithm == "direct":

@@ -53,11 +53,11 @@ from . import _runtime
 
 _features = llvm.get_host_cpu_features()
 if _features.get("avx512f"):
-    _VECTOR_BYTES, _MR = 64, 8
+    _VECTOR_BYTES, _MR, _CONV_MR = 64, 8, 14
 elif _features.get("avx"):
-    _VECTOR_BYTES, _MR = 32, 6
+    _VECTOR_BYTES, _MR, _CONV_MR = 32, 6, 6
 else:
-    _VECTOR_BYTES, _MR = 16, 6
+    _VECTOR_BYTES, _MR, _CONV_MR = 16, 6, 6
 _NV = 2
 
 
@@ -66,9 +66,20 @@ def tile(itemsize: int) -> tuple[int, int]:
     return _MR, _NV * (_VECTOR_BYTES // itemsize)
 
 
+def conv_tile(itemsize: int) -> tuple[int, int]:
+    """(MR, NR) of the direct convolution's tiles: on AVX-512 taller than the
+    GEMM's (28 accumulators), since its A operand (the input) is read in
+    place rather than packed, and each extra pixel saves weight traffic."""
+    return _CONV_MR, _NV * (_VECTOR_BYTES // itemsize)
+
+
 def tile_of(arr):
     """(MR, NR) for arr's dtype, as compile-time constants inside Numba code."""
     return tile(arr.dtype.itemsize)
+
+
+def conv_tile_of(arr):
+    return conv_tile(arr.dtype.itemsize)
 
 
 @overload(tile_of)
@@ -77,147 +88,164 @@ def _tile_of(arr):
     return lambda arr: (mr, nr)
 
 
-@intrinsic
-def microkernel(typingctx, ap, a_off, a_rs, a_cs, bp, b_off, kc, c, c_off, ldc, accumulate,
-                bias, bias_off, bias_axis, relu):
-    """The MR x NR tile T = sum_p ap[a_off + i*a_rs + p*a_cs] * bp[b_off + p*NR + j]
-    (an MR-tall panel of A, packed when (a_rs, a_cs) = (1, MR), times an
-    NR-wide packed B panel), stored as
+@overload(conv_tile_of)
+def _conv_tile_of(arr):
+    mr, nr = conv_tile(arr.dtype.bitwidth // 8)
+    return lambda arr: (mr, nr)
+
+
+def _make_microkernel(tile_shape):
+    @intrinsic
+    def microkernel(typingctx, ap, a_off, a_rs, a_cs, a_split, a_jump, bp, b_off, b_rs, kc, c,
+                    c_off, ldc, accumulate, bias, bias_off, bias_axis, relu):
+        sig = types.void(ap, a_off, a_rs, a_cs, a_split, a_jump, bp, b_off, b_rs, kc, c, c_off,
+                         ldc, accumulate, bias, bias_off, bias_axis, relu)
+        return sig, lambda context, builder, sig, args: _microkernel_ir(
+            context, builder, sig, args, tile_shape)
+    return microkernel
+
+
+def _microkernel_ir(context, builder, sig, args, tile_shape):
+    """The MR x NR tile T = sum_p ap[a_off + a_row(i) + p*a_cs] * bp[b_off + p*b_rs + j],
+    a_row(i) = i*a_rs (+ a_jump for i >= a_split): an MR-tall panel of A,
+    packed when (a_rs, a_cs) = (1, MR), or two runs of rows read in place;
+    times an NR-wide panel of B (packed: b_rs = NR).  Stored as
         c[c_off + i*ldc + j] = (c[...] if accumulate else 0) + T[i, j]
             (+ bias[bias_off + i] if bias_axis == 0, + bias[bias_off + j] if 1)
             (then x < 0 ? 0 : x if relu; NaN passes)
     ap, bp, c, bias: 1-D contiguous arrays of one float dtype; accumulate and
     relu booleans; the rest integers.  The caller guarantees every index is
     in range."""
-    sig = types.void(ap, a_off, a_rs, a_cs, bp, b_off, kc, c, c_off, ldc, accumulate,
-                     bias, bias_off, bias_axis, relu)
+    aty = sig.args[0]
+    itemsize = aty.dtype.bitwidth // 8
+    mr, nr = tile_shape(itemsize)
+    vw = _VECTOR_BYTES // itemsize
+    nv = nr // vw
+    fty = context.get_data_type(aty.dtype)
+    vty = ir.VectorType(fty, vw)
+    intp = context.get_value_type(types.intp)
 
-    def codegen(context, builder, sig, args):
-        aty = sig.args[0]
-        itemsize = aty.dtype.bitwidth // 8
-        mr, nr = tile(itemsize)
-        vw = _VECTOR_BYTES // itemsize
-        nv = nr // vw
-        fty = context.get_data_type(aty.dtype)
-        vty = ir.VectorType(fty, vw)
-        intp = context.get_value_type(types.intp)
+    def as_intp(i):
+        return context.cast(builder, args[i], sig.args[i], types.intp)
 
-        def as_intp(i):
-            return context.cast(builder, args[i], sig.args[i], types.intp)
+    def data(i):
+        return context.make_array(sig.args[i])(context, builder, args[i]).data
 
-        def data(i):
-            return context.make_array(sig.args[i])(context, builder, args[i]).data
+    a0 = builder.gep(data(0), [as_intp(1)])
+    a_rs_, a_cs_, a_split, a_jump = as_intp(2), as_intp(3), as_intp(4), as_intp(5)
+    a_row = [builder.add(builder.mul(a_rs_, ir.Constant(intp, i)), builder.select(
+        builder.icmp_signed(">=", ir.Constant(intp, i), a_split), a_jump,
+        ir.Constant(intp, 0))) for i in range(mr)]
+    b0 = builder.gep(data(6), [as_intp(7)])
+    b_rs_ = as_intp(8)
+    c0 = builder.gep(data(10), [as_intp(11)])
+    k, ldc_ = as_intp(9), as_intp(12)
+    suffix = f"v{vw}f{itemsize * 8}"
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
+                                         f"llvm.fma.{suffix}")
+    zero = ir.Constant(vty, None)
+    splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), vw), None)
 
-        a0 = builder.gep(data(0), [as_intp(1)])
-        a_rs_, a_cs_ = as_intp(2), as_intp(3)
-        a_row = [builder.mul(a_rs_, ir.Constant(intp, i)) for i in range(mr)]
-        b0 = builder.gep(data(4), [as_intp(5)])
-        c0 = builder.gep(data(7), [as_intp(8)])
-        k, ldc_ = as_intp(6), as_intp(9)
-        suffix = f"v{vw}f{itemsize * 8}"
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
-                                             f"llvm.fma.{suffix}")
-        zero = ir.Constant(vty, None)
-        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), vw), None)
+    def vload(base, index):
+        ptr = builder.bitcast(builder.gep(base, [index]), vty.as_pointer())
+        return builder.load(ptr, align=itemsize)
 
-        def vload(base, index):
-            ptr = builder.bitcast(builder.gep(base, [index]), vty.as_pointer())
-            return builder.load(ptr, align=itemsize)
+    # Prefetch the C tile for writing before the k loop, so that its
+    # cache misses overlap the FMAs instead of stalling the final stores.
+    i8p = ir.IntType(8).as_pointer()
+    i32 = ir.IntType(32)
+    prefetch = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+    for i in range(mr):
+        c_i = builder.gep(c0, [builder.mul(ldc_, ir.Constant(intp, i))])
+        for line in range(0, nr * itemsize, 64):
+            ptr = builder.bitcast(builder.gep(c_i, [ir.Constant(intp, line // itemsize)]), i8p)
+            builder.call(prefetch, [ptr, i32(1), i32(3), i32(1)])
 
-        # Prefetch the C tile for writing before the k loop, so that its
-        # cache misses overlap the FMAs instead of stalling the final stores.
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        prefetch = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+    entry = builder.basic_block
+    loop = builder.append_basic_block("uk.loop")
+    done = builder.append_basic_block("uk.done")
+    builder.cbranch(builder.icmp_signed(">", k, ir.Constant(intp, 0)), loop, done)
+
+    builder.position_at_end(loop)
+    p = builder.phi(intp)
+    p.add_incoming(ir.Constant(intp, 0), entry)
+    acc = [[builder.phi(vty) for _ in range(nv)] for _ in range(mr)]
+    for row in acc:
+        for phi in row:
+            phi.add_incoming(zero, entry)
+    a_p = builder.gep(a0, [builder.mul(p, a_cs_)])
+    b_p = builder.gep(b0, [builder.mul(p, b_rs_)])
+    bvec = [vload(b_p, ir.Constant(intp, v * vw)) for v in range(nv)]
+    new = []
+    for i in range(mr):
+        a_i = builder.load(builder.gep(a_p, [a_row[i]]), align=itemsize)
+        a_i = builder.insert_element(ir.Constant(vty, ir.Undefined), a_i,
+                                     ir.Constant(ir.IntType(32), 0))
+        a_i = builder.shuffle_vector(a_i, ir.Constant(vty, ir.Undefined), splat_mask)
+        new.append([builder.call(fma, [a_i, bvec[v], acc[i][v]]) for v in range(nv)])
+    p_next = builder.add(p, ir.Constant(intp, 1))
+    p.add_incoming(p_next, loop)
+    for i in range(mr):
+        for v in range(nv):
+            acc[i][v].add_incoming(new[i][v], loop)
+    builder.cbranch(builder.icmp_signed("<", p_next, k), loop, done)
+
+    builder.position_at_end(done)
+    final = []
+    for i in range(mr):
+        row = []
+        for v in range(nv):
+            phi = builder.phi(vty)
+            phi.add_incoming(zero, entry)
+            phi.add_incoming(new[i][v], loop)
+            row.append(phi)
+        final.append(row)
+    # The epilogue works on stack slots, which LLVM promotes back to
+    # registers: the branches below are taken once per tile.
+    slots = [[cgutils.alloca_once_value(builder, final[i][v]) for v in range(nv)]
+             for i in range(mr)]
+    ptrs = [[builder.bitcast(builder.gep(c0, [builder.add(
+        builder.mul(ldc_, ir.Constant(intp, i)), ir.Constant(intp, v * vw))]), vty.as_pointer())
+        for v in range(nv)] for i in range(mr)]
+
+    def update(i, v, fn):
+        builder.store(fn(builder.load(slots[i][v])), slots[i][v])
+
+    with builder.if_then(context.cast(builder, args[13], sig.args[13], types.boolean)):
         for i in range(mr):
-            c_i = builder.gep(c0, [builder.mul(ldc_, ir.Constant(intp, i))])
-            for line in range(0, nr * itemsize, 64):
-                ptr = builder.bitcast(builder.gep(c_i, [ir.Constant(intp, line // itemsize)]), i8p)
-                builder.call(prefetch, [ptr, i32(1), i32(3), i32(1)])
-
-        entry = builder.basic_block
-        loop = builder.append_basic_block("uk.loop")
-        done = builder.append_basic_block("uk.done")
-        builder.cbranch(builder.icmp_signed(">", k, ir.Constant(intp, 0)), loop, done)
-
-        builder.position_at_end(loop)
-        p = builder.phi(intp)
-        p.add_incoming(ir.Constant(intp, 0), entry)
-        acc = [[builder.phi(vty) for _ in range(nv)] for _ in range(mr)]
-        for row in acc:
-            for phi in row:
-                phi.add_incoming(zero, entry)
-        a_p = builder.gep(a0, [builder.mul(p, a_cs_)])
-        b_p = builder.gep(b0, [builder.mul(p, ir.Constant(intp, nr))])
-        bvec = [vload(b_p, ir.Constant(intp, v * vw)) for v in range(nv)]
-        new = []
+            for v in range(nv):
+                old = builder.load(ptrs[i][v], align=itemsize)
+                update(i, v, lambda x: builder.fadd(x, old))
+    bias0 = builder.gep(data(14), [as_intp(15)])
+    axis = as_intp(16)
+    with builder.if_then(builder.icmp_signed("==", axis, ir.Constant(intp, 0))):
         for i in range(mr):
-            a_i = builder.load(builder.gep(a_p, [a_row[i]]), align=itemsize)
-            a_i = builder.insert_element(ir.Constant(vty, ir.Undefined), a_i,
+            b_i = builder.load(builder.gep(bias0, [ir.Constant(intp, i)]), align=itemsize)
+            b_i = builder.insert_element(ir.Constant(vty, ir.Undefined), b_i,
                                          ir.Constant(ir.IntType(32), 0))
-            a_i = builder.shuffle_vector(a_i, ir.Constant(vty, ir.Undefined), splat_mask)
-            new.append([builder.call(fma, [a_i, bvec[v], acc[i][v]]) for v in range(nv)])
-        p_next = builder.add(p, ir.Constant(intp, 1))
-        p.add_incoming(p_next, loop)
+            b_i = builder.shuffle_vector(b_i, ir.Constant(vty, ir.Undefined), splat_mask)
+            for v in range(nv):
+                update(i, v, lambda x: builder.fadd(x, b_i))
+    with builder.if_then(builder.icmp_signed("==", axis, ir.Constant(intp, 1))):
+        for v in range(nv):
+            b_v = vload(bias0, ir.Constant(intp, v * vw))
+            for i in range(mr):
+                update(i, v, lambda x: builder.fadd(x, b_v))
+    with builder.if_then(context.cast(builder, args[17], sig.args[17], types.boolean)):
         for i in range(mr):
             for v in range(nv):
-                acc[i][v].add_incoming(new[i][v], loop)
-        builder.cbranch(builder.icmp_signed("<", p_next, k), loop, done)
+                # Ordered x < 0 is false for NaN, so NaN is kept.
+                update(i, v, lambda x: builder.select(builder.fcmp_ordered("<", x, zero),
+                                                      zero, x))
+    for i in range(mr):
+        for v in range(nv):
+            builder.store(builder.load(slots[i][v]), ptrs[i][v], align=itemsize)
+    return context.get_dummy_value()
 
-        builder.position_at_end(done)
-        final = []
-        for i in range(mr):
-            row = []
-            for v in range(nv):
-                phi = builder.phi(vty)
-                phi.add_incoming(zero, entry)
-                phi.add_incoming(new[i][v], loop)
-                row.append(phi)
-            final.append(row)
-        # The epilogue works on stack slots, which LLVM promotes back to
-        # registers: the branches below are taken once per tile.
-        slots = [[cgutils.alloca_once_value(builder, final[i][v]) for v in range(nv)]
-                 for i in range(mr)]
-        ptrs = [[builder.bitcast(builder.gep(c0, [builder.add(
-            builder.mul(ldc_, ir.Constant(intp, i)), ir.Constant(intp, v * vw))]), vty.as_pointer())
-            for v in range(nv)] for i in range(mr)]
 
-        def update(i, v, fn):
-            builder.store(fn(builder.load(slots[i][v])), slots[i][v])
-
-        with builder.if_then(context.cast(builder, args[10], sig.args[10], types.boolean)):
-            for i in range(mr):
-                for v in range(nv):
-                    old = builder.load(ptrs[i][v], align=itemsize)
-                    update(i, v, lambda x: builder.fadd(x, old))
-        bias0 = builder.gep(data(11), [as_intp(12)])
-        axis = as_intp(13)
-        with builder.if_then(builder.icmp_signed("==", axis, ir.Constant(intp, 0))):
-            for i in range(mr):
-                b_i = builder.load(builder.gep(bias0, [ir.Constant(intp, i)]), align=itemsize)
-                b_i = builder.insert_element(ir.Constant(vty, ir.Undefined), b_i,
-                                             ir.Constant(ir.IntType(32), 0))
-                b_i = builder.shuffle_vector(b_i, ir.Constant(vty, ir.Undefined), splat_mask)
-                for v in range(nv):
-                    update(i, v, lambda x: builder.fadd(x, b_i))
-        with builder.if_then(builder.icmp_signed("==", axis, ir.Constant(intp, 1))):
-            for v in range(nv):
-                b_v = vload(bias0, ir.Constant(intp, v * vw))
-                for i in range(mr):
-                    update(i, v, lambda x: builder.fadd(x, b_v))
-        with builder.if_then(context.cast(builder, args[14], sig.args[14], types.boolean)):
-            for i in range(mr):
-                for v in range(nv):
-                    # Ordered x < 0 is false for NaN, so NaN is kept.
-                    update(i, v, lambda x: builder.select(builder.fcmp_ordered("<", x, zero),
-                                                          zero, x))
-        for i in range(mr):
-            for v in range(nv):
-                builder.store(builder.load(slots[i][v]), ptrs[i][v], align=itemsize)
-        return context.get_dummy_value()
-
-    return sig, codegen
+microkernel = _make_microkernel(tile)
+conv_microkernel = _make_microkernel(conv_tile)
 
 
 # (KC, NCB_PANELS): depth of a packed block, and most B micro-panels per
@@ -397,7 +425,7 @@ def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc
                 # computed into `spill` and copied in below.
                 full = rows == mr and cols == nr
                 epilogue = last and full
-                microkernel(a_src, a_at, a_rs, a_cs, bp, (jp - jp0) * nr * kc, kc,
+                microkernel(a_src, a_at, a_rs, a_cs, mr, 0, bp, (jp - jp0) * nr * kc, nr, kc,
                             c if full else spill,
                             at if full else 0, ldc if full else nr, accumulate and full,
                             bias, i0 if bias_axis == 0 else j0,
@@ -447,75 +475,149 @@ def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
 # Direct convolution on the micro-kernel ("implicit GEMM"): a tile is MR
 # output pixels of one output row by NR output channels, and for each kernel
 # tap the micro-kernel runs over the group's input channels, reading the MR
-# pixels straight from the zero-padded NCHW input (row stride sw, depth
-# stride one channel plane) against the tap's packed weights, accumulating
-# across taps in the tile.  It lives here, with the micro-kernel it
-# compiles in (see the module docstring on caching).
+# pixels straight from the zero-padded input (row stride sw, depth stride one
+# channel's row) against the tap's packed weights, accumulating across taps
+# in the tile.  It lives here, with the micro-kernel it compiles in (see the
+# module docstring on caching).
+@intrinsic
+def _transpose_block(typingctx, src, s_off, s_stride, dst, d_off, d_stride):
+    """dst[d_off + c*d_stride + r] = src[s_off + r*s_stride + c] for r, c < L,
+    L the lanes of a vector: L vector loads, log2(L) rounds of L two-input
+    shuffles (each round interleaves row i with row i + L/2, which after
+    log2(L) rounds is the transpose), L vector stores."""
+    sig = types.void(src, s_off, s_stride, dst, d_off, d_stride)
+
+    def codegen(context, builder, sig, args):
+        itemsize = sig.args[0].dtype.bitwidth // 8
+        lanes = _VECTOR_BYTES // itemsize
+        vty = ir.VectorType(context.get_data_type(sig.args[0].dtype), lanes)
+        intp = context.get_value_type(types.intp)
+
+        def rows_at(i):
+            arr = context.make_array(sig.args[i])(context, builder, args[i]).data
+            off = context.cast(builder, args[i + 1], sig.args[i + 1], types.intp)
+            stride = context.cast(builder, args[i + 2], sig.args[i + 2], types.intp)
+            return [builder.bitcast(builder.gep(arr, [builder.add(off, builder.mul(
+                stride, ir.Constant(intp, r)))]), vty.as_pointer()) for r in range(lanes)]
+
+        rows = [builder.load(ptr, align=itemsize) for ptr in rows_at(0)]
+        half = lanes // 2
+        i32v = ir.VectorType(ir.IntType(32), lanes)
+        lo = ir.Constant(i32v, [x for i in range(half) for x in (i, lanes + i)])
+        hi = ir.Constant(i32v, [x for i in range(half, lanes) for x in (i, lanes + i)])
+        for _ in range(lanes.bit_length() - 1):
+            new = []
+            for i in range(half):
+                new += [builder.shuffle_vector(rows[i], rows[i + half], lo),
+                        builder.shuffle_vector(rows[i], rows[i + half], hi)]
+            rows = new
+        for ptr, row in zip(rows_at(3), rows):
+            builder.store(row, ptr, align=itemsize)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def lanes_of(arr):
+    return _VECTOR_BYTES // arr.dtype.itemsize
+
+
+@overload(lanes_of)
+def _lanes_of(arr):
+    lanes = _VECTOR_BYTES // (arr.dtype.bitwidth // 8)
+    return lambda arr: lanes
+
+
 @numba.njit(**_runtime.JIT)
-def pack_conv_weights(w, k, cg, taps, groups, nr):
-    """w (K, C/groups, kh, kw) flat -> [group][K panel][tap][channel][NR],
-    output channels past the group's end zero.  The writes run in order
-    (one serial pass: a prange version of this loop ran several times
-    slower)."""
-    kg = k // groups
-    npk = (kg + nr - 1) // nr
-    out = np.empty(groups * npk * taps * cg * nr, w.dtype)
-    at = 0
-    for g in range(groups):
-        for kp in range(npk):
-            first = (g * kg + kp * nr) * cg * taps
-            valid = min(nr, kg - kp * nr)
-            for tap in range(taps):
-                for ci in range(cg):
-                    for j in range(valid):
-                        out[at + j] = w[first + (j * cg + ci) * taps + tap]
-                    for j in range(valid, nr):
-                        out[at + j] = 0
-                    at += nr
-    return out
+def _pack_conv_panel(w, first, valid, red, nr, dst):
+    """Output channels first..first+valid of w (K, red) flat (red = C/groups
+    * kh * kw) -> dst[red][NR], channels past valid zero: a transpose, by
+    register-sized blocks where they fit."""
+    lanes = lanes_of(dst)
+    for q in range(red):
+        for j in range(valid, nr):
+            dst[q * nr + j] = 0
+    jv, qv = valid - valid % lanes, red - red % lanes
+    for j0 in range(0, jv, lanes):
+        for q0 in range(0, qv, lanes):
+            _transpose_block(w, (first + j0) * red + q0, red, dst, q0 * nr + j0, nr)
+    for j in range(valid):
+        src = w[(first + j) * red:(first + j + 1) * red]
+        for q in range(qv if j < jv else 0, red):
+            dst[q * nr + j] = src[q]
 
 
 @numba.njit(**_runtime.PARALLEL_JIT)
-def conv_tiles(xp, c, hp, wp, wpk, y, n_, k, oh, ow, sh, sw, dh, dw, kh, kw, groups,
-               bias, has_bias, relu):
-    """xp: zero-padded input (N, C, Hp, Wp) flat, with at least MR * sw
-    elements of slack after it; wpk from pack_conv_weights; y: output
-    (N, OH, OW, K) flat."""
-    mr, nr = tile_of(y)
+def conv_tiles(xp, c, hp, wp, w, y, nchw, n_, k, oh, ow, sh, sw, dh, dw, kh, kw, groups,
+               bias, has_bias, relu, nthreads):
+    """xp: zero-padded input (N, Hp, C, Wp) flat (one padded row of every
+    channel after another), with at least MR * sw elements of slack after
+    it; w: the weights (K, C/groups, kh, kw) flat, packed per block as
+    [channel][tap][NR] (the micro-kernel reads a tap's rows taps * NR
+    apart); y: output (N, K, OH, OW) flat if nchw, else (N, OH, OW, K).
+    Work items are (block of NR output channels, output row), block major,
+    split into one contiguous run per thread: a thread packs each of its
+    blocks' weights once into its own buffer, where they stay (L2) for all
+    the block's rows.  A tile accumulates over the taps in the thread's own
+    MR x NR buffer (L1), then bias and ReLU are applied on its way to y."""
+    mr, nr = conv_tile_of(y)
     zero = zero_of(y)
     cg, kg = c // groups, k // groups
     npk = (kg + nr - 1) // nr
     taps = kh * kw
-    plane = hp * wp
-    for task in numba.prange(n_ * oh * groups * npk):
-        kp = task % npk
-        g = (task // npk) % groups
-        oy = (task // (npk * groups)) % oh
-        n = task // (npk * groups * oh)
-        spill = np.empty(mr * nr, y.dtype)
-        j0 = g * kg + kp * nr
-        cols = min(nr, kg - kp * nr)
-        for ox0 in range(0, ow, mr):
-            rows = min(mr, ow - ox0)
-            full = rows == mr and cols == nr
-            at = ((n * oh + oy) * ow + ox0) * k + j0
-            for tap in range(taps):
-                i = tap // kw
-                jj = tap % kw
-                a_off = ((n * c + g * cg) * hp + oy * sh + i * dh) * wp + ox0 * sw + jj * dw
-                last = tap == taps - 1
-                microkernel(xp, a_off, sw, plane, wpk, (((g * npk + kp) * taps + tap) * cg) * nr,
-                            cg, y if full else spill, at if full else 0, k if full else nr,
-                            tap > 0, bias, j0, 1 if last and full and has_bias else -1,
-                            relu and last and full)
-            if full:
-                continue
-            for r in range(rows):
-                yrow = y[at + r * k:at + r * k + cols]
-                srow = spill[r * nr:r * nr + cols]
-                for j in range(cols):
-                    v = srow[j] + (bias[j0 + j] if has_bias else zero)
-                    yrow[j] = zero if relu and v < zero else v
+    panel = taps * cg * nr
+    ohw = oh * ow
+    # Rows of at most half a tile: a tile takes two output rows, whose pixels
+    # are consecutive in y, as two runs of the micro-kernel's A rows.
+    pair = 2 if 2 * ow <= mr and oh > 1 else 1
+    row_groups = (oh + pair - 1) // pair
+    rows_total = n_ * row_groups
+    items = groups * npk * rows_total
+    per_thread = panel + mr * nr
+    buffers = np.empty(nthreads * per_thread, y.dtype)
+    for t in numba.prange(nthreads):
+        wpk = buffers[t * per_thread:t * per_thread + panel]
+        acc = buffers[t * per_thread + panel:(t + 1) * per_thread]
+        packed = -1
+        for item in range(t * items // nthreads, (t + 1) * items // nthreads):
+            blk = item // rows_total
+            n = (item % rows_total) // row_groups
+            oy = (item % row_groups) * pair
+            g = blk // npk
+            j0 = g * kg + (blk % npk) * nr
+            cols = min(nr, kg - (blk % npk) * nr)
+            if blk != packed:
+                _pack_conv_panel(w, j0, cols, cg * taps, nr, wpk)
+                packed = blk
+            two = pair == 2 and oy + 1 < oh
+            width = 2 * ow if two else ow
+            split = ow if two else mr
+            jump = sh * c * wp - ow * sw if two else 0
+            for ox0 in range(0, width, mr):
+                rows = min(mr, width - ox0)
+                for tap in range(taps):
+                    i = tap // kw
+                    jj = tap % kw
+                    a_off = ((n * hp + oy * sh + i * dh) * c + g * cg) * wp + ox0 * sw + jj * dw
+                    conv_microkernel(xp, a_off, sw, wp, split, jump, wpk, tap * nr, taps * nr,
+                                     cg, acc, 0, nr, tap > 0, bias, 0, -1, False)
+                pix = oy * ow + ox0
+                if nchw:
+                    for j in range(cols):
+                        at = (n * k + j0 + j) * ohw + pix
+                        yrow = y[at:at + rows]
+                        b = bias[j0 + j] if has_bias else zero
+                        for r in range(rows):
+                            v = acc[r * nr + j] + b
+                            yrow[r] = zero if relu and v < zero else v
+                else:
+                    for r in range(rows):
+                        at = (n * ohw + pix + r) * k + j0
+                        yrow = y[at:at + cols]
+                        arow = acc[r * nr:r * nr + cols]
+                        for j in range(cols):
+                            v = arow[j] + (bias[j0 + j] if has_bias else zero)
+                            yrow[j] = zero if relu and v < zero else v
 
 
 @numba.njit(**_runtime.JIT)
@@ -594,6 +696,19 @@ def _gemv(mat, m_off, s_row, s_p, vec, v_off, s_v, k, y, y_off, s_y, rows,
                     s0 += m0[p] * v[p]
                 _gemv_store(y, y_off + r * s_y, s0, bias, r * bias_step, relu)
                 r += 1
+    elif rows <= _AXPY_CHUNK and nthreads > 1 and k >= 4 * nthreads:
+        # Few outputs: the threads split the reduction instead, each streaming
+        # one contiguous run of whole matrix rows (split columns would give
+        # each thread short pieces of every row) into accumulators of its
+        # own, added up at the end.
+        accs = np.zeros((nthreads, rows), y.dtype)
+        for t in numba.prange(nthreads):
+            _axpy(mat, m_off, s_p, v, t * k // nthreads, (t + 1) * k // nthreads, accs[t])
+        for i in range(rows):
+            total = accs[0, i]
+            for t in range(1, nthreads):
+                total += accs[t, i]
+            _gemv_store(y, y_off + i * s_y, total, bias, i * bias_step, relu)
     else:
         # One chunk of outputs per thread (longer contiguous reads of each
         # matrix row), more if the accumulators would leave L1.
@@ -602,26 +717,33 @@ def _gemv(mat, m_off, s_row, s_p, vec, v_off, s_v, k, y, y_off, s_y, rows,
             r0 = chunk * rows // n_chunks
             width = (chunk + 1) * rows // n_chunks - r0
             acc = np.zeros(width, y.dtype)
-            p = 0
-            while p + 4 <= k:  # four matrix rows per pass over the accumulators
-                at = m_off + p * s_p + r0
-                c0 = mat[at:at + width]
-                c1 = mat[at + s_p:at + s_p + width]
-                c2 = mat[at + 2 * s_p:at + 2 * s_p + width]
-                c3 = mat[at + 3 * s_p:at + 3 * s_p + width]
-                v0, v1, v2, v3 = v[p], v[p + 1], v[p + 2], v[p + 3]
-                for i in range(width):
-                    acc[i] += v0 * c0[i] + v1 * c1[i] + v2 * c2[i] + v3 * c3[i]
-                p += 4
-            while p < k:
-                at = m_off + p * s_p + r0
-                c0 = mat[at:at + width]
-                v0 = v[p]
-                for i in range(width):
-                    acc[i] += v0 * c0[i]
-                p += 1
+            _axpy(mat, m_off + r0, s_p, v, 0, k, acc)
             for i in range(width):
                 _gemv_store(y, y_off + (r0 + i) * s_y, acc[i], bias, (r0 + i) * bias_step, relu)
+
+
+@numba.njit(**_runtime.JIT)
+def _axpy(mat, m_off, s_p, v, p0, p1, acc):
+    """acc[i] += sum_{p0 <= p < p1} v[p] * mat[m_off + p*s_p + i] for i < acc.size."""
+    width = acc.size
+    p = p0
+    while p + 4 <= p1:  # four matrix rows per pass over the accumulators
+        at = m_off + p * s_p
+        c0 = mat[at:at + width]
+        c1 = mat[at + s_p:at + s_p + width]
+        c2 = mat[at + 2 * s_p:at + 2 * s_p + width]
+        c3 = mat[at + 3 * s_p:at + 3 * s_p + width]
+        v0, v1, v2, v3 = v[p], v[p + 1], v[p + 2], v[p + 3]
+        for i in range(width):
+            acc[i] += v0 * c0[i] + v1 * c1[i] + v2 * c2[i] + v3 * c3[i]
+        p += 4
+    while p < p1:
+        at = m_off + p * s_p
+        c0 = mat[at:at + width]
+        v0 = v[p]
+        for i in range(width):
+            acc[i] += v0 * c0[i]
+        p += 1
 
 
 @numba.njit(**_runtime.JIT)
