@@ -22,6 +22,8 @@ from typing import Callable
 import numpy as np
 
 from .. import api, lower
+from ..backends import capabilities
+from ..packed import PackedWeight
 from . import machine, networks, peers as _peers
 
 
@@ -84,6 +86,10 @@ def fastconv_impls(entry, arrays, settings: Settings):
             out.append(Impl(be, "gemm", "gemm", lambda be=be: api.matmul(a, b, backend=be)))
             continue
         x, w, bias = arrays
+        # Where the backend keeps packed weights, every row reads them packed
+        # once, as an nn.Conv2d layer does (Winograd's filter transform then
+        # happens once, not per call).
+        weight, b = (PackedWeight(w, bias), None) if capabilities(be).packed else (w, bias)
         for algo in settings.algorithms:
             try:
                 plan = lower.conv2d(x.shape, w.shape, entry.stride, entry.pad, 1, entry.groups,
@@ -92,8 +98,10 @@ def fastconv_impls(entry, arrays, settings: Settings):
                 if algo == "winograd":  # a layer (or backend) Winograd does not run
                     continue
                 raise
-            out.append(Impl(be, algo, plan.algorithm, lambda be=be, algo=algo: api.conv2d(
-                x, w, bias, entry.stride, entry.pad, 1, entry.groups, algorithm=algo, backend=be)))
+            out.append(Impl(be, algo, plan.algorithm,
+                            lambda be=be, algo=algo, weight=weight, b=b: api.conv2d(
+                                x, weight, b, entry.stride, entry.pad, 1, entry.groups,
+                                algorithm=algo, backend=be)))
         if entry.is_full_size:   # the same layer as the FC layer it is
             x2, w2 = fc_view(x, w)
             out.append(Impl(be, "linear", "gemm",
