@@ -112,17 +112,21 @@ def conv_kind(p: _args.ConvParams) -> str:
     return "1x1" if p.kh * p.kw == 1 else "kxk"
 
 
+def _winograd_needs(p: _args.ConvParams) -> tuple:
+    """(holds, what) for each condition of Winograd F(4x4, 3x3)."""
+    return (((p.kh, p.kw) == (3, 3), f"a 3x3 kernel (weight is {p.kh}x{p.kw})"),
+            (p.stride == (1, 1), f"stride 1 (stride={p.stride})"),
+            (p.dilation == (1, 1), f"dilation 1 (dilation={p.dilation})"),
+            (p.groups == 1, f"groups=1 (groups={p.groups})"))
+
+
 def winograd_fits(p: _args.ConvParams) -> bool:
     """Winograd F(4x4, 3x3) computes this conv: 3x3, stride 1, dilation 1, groups 1."""
-    return (p.kh, p.kw) == (3, 3) and p.stride == (1, 1) and p.dilation == (1, 1) \
-        and p.groups == 1
+    return all(ok for ok, _ in _winograd_needs(p))
 
 
 def _check_winograd(p: _args.ConvParams, backend: str) -> None:
-    for ok, what in (((p.kh, p.kw) == (3, 3), f"a 3x3 kernel (weight is {p.kh}x{p.kw})"),
-                     (p.stride == (1, 1), f"stride 1 (stride={p.stride})"),
-                     (p.dilation == (1, 1), f"dilation 1 (dilation={p.dilation})"),
-                     (p.groups == 1, f"groups=1 (groups={p.groups})")):
+    for ok, what in _winograd_needs(p):
         if not ok:
             raise ValueError(f"algorithm='winograd' needs {what}")
     can = capabilities(backend)
