@@ -10,7 +10,7 @@ import pytest
 import fastconv
 from fastconv import __main__ as cli
 from fastconv import lower
-from fastconv.bench import machine, report, runner, suites
+from fastconv.bench import cli as bench_cli, machine, peers, report, runner, suites
 from reference import conv_out_size
 
 # Tiny timing budget: these tests check what is written, never how fast.
@@ -242,3 +242,30 @@ def test_a_call_longer_than_the_budget_is_timed_once():
     settings = runner.Settings(min_rounds=3, max_rounds=5, entry_seconds=0.5)
     times, _, _ = runner.time_impls(impls, settings, clock=clock)
     assert len(times["c/auto"]) == 1
+
+
+def test_warns_when_openblas_is_pinned_to_an_older_core():
+    warn = peers.blas_core_warning
+    assert warn({}, "avx512", "SkylakeX") is None
+    # Pinned to a core narrower than the CPU's kernels: named in the warning.
+    msg = warn({"OPENBLAS_CORETYPE": "Haswell"}, "avx512", "Haswell")
+    assert "OPENBLAS_CORETYPE=Haswell" in msg and "avx2" in msg
+    assert "Sandybridge" in warn({"OPENBLAS_CORETYPE": "sandybridge"}, "avx2", "Sandybridge")
+    # The core OpenBLAS reports wins over the variable's spelling; without it the variable counts.
+    assert warn({"OPENBLAS_CORETYPE": "x"}, "avx512", "Zen") is not None
+    assert warn({"OPENBLAS_CORETYPE": "Haswell"}, "avx512") is not None
+    # A core as wide as the CPU, or one the table does not know, is not judged.
+    assert warn({"OPENBLAS_CORETYPE": "SkylakeX"}, "avx512", "SkylakeX") is None
+    assert warn({"OPENBLAS_CORETYPE": "Haswell"}, "avx2", "Haswell") is None
+    assert warn({"OPENBLAS_CORETYPE": "NEOVERSEN1"}, "generic", "NEOVERSEN1") is None
+
+
+def test_info_prints_the_openblas_warning(capsys, monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Prescott")
+    monkeypatch.setattr(peers, "openblas_architecture", lambda: "Prescott")
+    monkeypatch.setattr(machine, "fma_peak", lambda t, isa=None: 100.0)
+    monkeypatch.setattr(machine, "read_bandwidth", lambda t: 10.0)
+    assert cli.main(["info", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    expected = "warning: OPENBLAS_CORETYPE=Prescott" if bench_cli._c.isa() != "generic" else None
+    assert (expected in out) if expected else "OPENBLAS_CORETYPE" not in out

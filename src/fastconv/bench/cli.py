@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import shlex
 import sys
 from importlib import metadata
@@ -86,6 +87,9 @@ def info(argv) -> int:
     peers = [f"{d} {_version(d)}" for d in ("numpy", "torch", "onnxruntime", "onnx")
              if _version(d)]
     print(f"peers         {', '.join(peers)}")
+    warning = _peers.blas_core_warning(os.environ, m["isa"], _peers.openblas_architecture())
+    if warning:
+        print(warning)
     return 0
 
 
@@ -224,6 +228,10 @@ def bench(argv) -> int:
         print("note: pip install 'fastconv[compare]' installs the peers")
     if "numpy" in peers and not _peers.blas_threads_controlled():
         print("note: threadpoolctl is not installed: NumPy's BLAS keeps its own thread count")
+    if "numpy" in peers:
+        warning = _peers.blas_core_warning(os.environ, _c.isa(), _peers.openblas_architecture())
+        if warning:
+            print(warning)
     plot_path = args.plot
     if plot_path and not _plot.available():
         print(f"note: {_plot.NEEDS}; skipping the plot")

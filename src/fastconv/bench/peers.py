@@ -74,6 +74,46 @@ def blas_threads_controlled() -> bool:
     return True
 
 
+#: OpenBLAS core names by the widest x86 vector ISA their kernels use
+#: (threadpoolctl reports the one in use as "architecture").
+_OPENBLAS_ISA = {"skylakex": "avx512", "cooperlake": "avx512", "sapphirerapids": "avx512",
+                 "haswell": "avx2", "zen": "avx2", "excavator": "avx2",
+                 **dict.fromkeys(("prescott", "core2", "penryn", "nehalem", "sandybridge",
+                                  "barcelona", "bulldozer", "piledriver", "steamroller",
+                                  "atom"), "sse/avx")}
+_ISA_RANK = {"generic": 0, "sse/avx": 0, "avx2": 1, "avx512": 2}
+
+
+def blas_core_warning(env, isa: str, architecture: str | None = None) -> str | None:
+    """A warning when OPENBLAS_CORETYPE (in `env`) pins NumPy's OpenBLAS to a
+    core whose kernels use a narrower vector ISA than `isa`, the one this CPU
+    runs fastconv on: NumPy's rows would then understate what it can do.
+    `architecture` is the core OpenBLAS reports (threadpoolctl); without it
+    the variable's value is taken.  Cores not in the table are not judged."""
+    forced = env.get("OPENBLAS_CORETYPE")
+    if not forced:
+        return None
+    core = architecture or forced
+    theirs = _OPENBLAS_ISA.get(core.lower())
+    if theirs is None or _ISA_RANK[theirs] >= _ISA_RANK.get(isa, 0):
+        return None
+    return (f"warning: OPENBLAS_CORETYPE={forced} makes NumPy's OpenBLAS run {core} "
+            f"kernels ({theirs}) on this {isa} CPU, so its rows are slower than NumPy "
+            f"can be; unset OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) for a fair comparison")
+
+
+def openblas_architecture() -> str | None:
+    """The core OpenBLAS runs (threadpoolctl), or None if unknown."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    for pool in threadpoolctl.threadpool_info():
+        if pool.get("internal_api") == "openblas" and pool.get("architecture"):
+            return pool["architecture"]
+    return None
+
+
 def conv(peer: str, layer, x, weight, bias, threads: int):
     """A callable running `layer` on (x, weight, bias) with `peer`, returning an ndarray."""
     if peer == "torch":
