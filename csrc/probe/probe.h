@@ -14,10 +14,11 @@ int64_t fc_fma_loop_generic(int64_t iters, float *sink);
 int64_t fc_fma_loop_avx2(int64_t iters, float *sink);
 int64_t fc_fma_loop_avx512(int64_t iters, float *sink);
 
-/* Sum n floats (n a multiple of 64, p 64-byte aligned) with vector loads. */
+/* Sum n floats (n a multiple of 128, p 64-byte aligned) with vector loads. */
 typedef float (*fc_read_loop)(const float *p, int64_t n);
 
 float fc_read_loop_generic(const float *p, int64_t n);
 float fc_read_loop_avx2(const float *p, int64_t n);
+float fc_read_loop_avx512(const float *p, int64_t n);
 
 #endif
