@@ -1,9 +1,8 @@
 /* Area resampling of image crops (fastconv.h: fc_area_resample).
  *
  * Separable: one work item is one output row of one crop.  Its source rows
- * are summed into a per-thread row of crop-width sums (uint8 into int32,
- * which the compiler vectorises), then each output column sums its window of
- * that row.  The window sums are exact for uint8 pixels, so the one division
+ * are summed into a per-thread row of crop-width sums (vectorised widening
+ * adds), then each output column sums its window of that row.  The window sums are exact for uint8 pixels, so the one division
  * gives the correctly rounded mean, as a double, before the float rounding. */
 #include <omp.h>
 #include "../internal.h"
@@ -15,53 +14,55 @@ static inline int64_t window_hi(int64_t i, int64_t len, int64_t size)
     return ((i + 1) * len + size - 1) / size;
 }
 
-/* acc[t] = sum of rows [0, rows) of src (rows `stride` apart) at t < len. */
-static void sum_rows_u8(const uint8_t *src, int64_t stride, int64_t rows, int64_t len,
-                        int32_t *restrict acc)
-{
-    for (int64_t t = 0; t < len; t++)
-        acc[t] = src[t];
-    for (int64_t r = 1; r < rows; r++) {
-        const uint8_t *row = src + r * stride;
-        for (int64_t t = 0; t < len; t++)
-            acc[t] += row[t];
+/* acc[t] = sum of rows [0, rows) of src (rows `stride` apart) at t < len,
+ * for uint8 pixels into uint16 (rows <= 257) or int32 sums, and for double
+ * pixels.  uint16 sums halve the vector work of the widening adds. */
+#define SUM_ROWS(name, PIXEL, ACC)                                                   \
+    static void name(const PIXEL *src, int64_t stride, int64_t rows, int64_t len,    \
+                     ACC *restrict acc)                                              \
+    {                                                                                \
+        for (int64_t t = 0; t < len; t++)                                            \
+            acc[t] = src[t];                                                         \
+        for (int64_t r = 1; r < rows; r++) {                                         \
+            const PIXEL *row = src + r * stride;                                     \
+            for (int64_t t = 0; t < len; t++)                                        \
+                acc[t] += row[t];                                                    \
+        }                                                                            \
     }
-}
+SUM_ROWS(sum_rows_u16, uint8_t, uint16_t)
+SUM_ROWS(sum_rows_i32, uint8_t, int32_t)
+SUM_ROWS(sum_rows_f64, double, double)
 
-static void sum_rows_f64(const double *src, int64_t stride, int64_t rows, int64_t len,
-                         double *restrict acc)
-{
-    for (int64_t t = 0; t < len; t++)
-        acc[t] = src[t];
-    for (int64_t r = 1; r < rows; r++) {
-        const double *row = src + r * stride;
-        for (int64_t t = 0; t < len; t++)
-            acc[t] += row[t];
+/* prefix[x * c + ch] = sum of acc's first x pixels in channel ch, x <= cw
+ * (c = 3: the running sums kept in registers, not reloaded from prefix). */
+#define RUNNING_SUMS(name, ACC)                                                      \
+    static void name(const ACC *acc, int64_t c, int64_t cw, int64_t *restrict prefix) \
+    {                                                                                \
+        if (c == 3) {                                                                \
+            int64_t s0 = 0, s1 = 0, s2 = 0;                                          \
+            prefix[0] = prefix[1] = prefix[2] = 0;                                   \
+            for (int64_t x = 0; x < cw; x++) {                                       \
+                prefix[3 * x + 3] = s0 += acc[3 * x];                                \
+                prefix[3 * x + 4] = s1 += acc[3 * x + 1];                            \
+                prefix[3 * x + 5] = s2 += acc[3 * x + 2];                            \
+            }                                                                        \
+            return;                                                                  \
+        }                                                                            \
+        for (int64_t ch = 0; ch < c; ch++)                                           \
+            prefix[ch] = 0;                                                          \
+        for (int64_t t = 0; t < cw * c; t++)                                         \
+            prefix[t + c] = prefix[t] + acc[t];                                      \
     }
-}
+RUNNING_SUMS(running_sums_u16, uint16_t)
+RUNNING_SUMS(running_sums_i32, int32_t)
 
-/* out[ch * ow + j] = sum of acc's pixels [lo[j], hi[j]) in channel ch, as
- * the difference of two running sums (prefix: cw + 1 pixels of c): two loads
- * per output, whatever the window.  The c = 3 calls get their own inlined
- * copy (constant channel stride). */
+/* out[ch * ow + j] = the sum of pixels [lo[j], hi[j]) in channel ch, as the
+ * difference of two running sums: two loads per output, whatever the
+ * window.  The c = 3 call gets its own inlined copy (constant stride). */
 static inline __attribute__((always_inline)) void
-sum_columns_i32(const int32_t *acc, int64_t c, int64_t cw, int64_t ow, const int64_t *lo,
-                const int64_t *hi, int64_t *restrict prefix, double *restrict out)
+window_sums(const int64_t *prefix, int64_t c, int64_t ow, const int64_t *lo, const int64_t *hi,
+            double *restrict out)
 {
-    if (c == 3) { /* the running sums in registers, not reloaded from prefix */
-        int64_t s0 = 0, s1 = 0, s2 = 0;
-        prefix[0] = prefix[1] = prefix[2] = 0;
-        for (int64_t x = 0; x < cw; x++) {
-            prefix[3 * x + 3] = s0 += acc[3 * x];
-            prefix[3 * x + 4] = s1 += acc[3 * x + 1];
-            prefix[3 * x + 5] = s2 += acc[3 * x + 2];
-        }
-    } else {
-        for (int64_t ch = 0; ch < c; ch++)
-            prefix[ch] = 0;
-        for (int64_t t = 0; t < cw * c; t++)
-            prefix[t + c] = prefix[t] + acc[t];
-    }
     for (int64_t j = 0; j < ow; j++)
         for (int64_t ch = 0; ch < c; ch++)
             out[ch * ow + j] = (double)(prefix[hi[j] * c + ch] - prefix[lo[j] * c + ch]);
@@ -106,11 +107,18 @@ static void resample_row(const fc_area_args *a, int64_t k, int64_t i, scratch *s
     const int64_t ly = window_lo(i, ch_len, a->oh), hy = window_hi(i, ch_len, a->oh);
     const int64_t first = ((a->index[k] * a->h + a->y0[k] + ly) * a->w + x0) * c;
     if (a->pixel == FC_PIXEL_U8) {
-        sum_rows_u8((const uint8_t *)a->images + first, a->w * c, hy - ly, cw * c, s->acc);
+        const uint8_t *src = (const uint8_t *)a->images + first;
+        if (hy - ly <= 65535 / 255) {
+            sum_rows_u16(src, a->w * c, hy - ly, cw * c, s->acc);
+            running_sums_u16(s->acc, c, cw, s->prefix);
+        } else {
+            sum_rows_i32(src, a->w * c, hy - ly, cw * c, s->acc);
+            running_sums_i32(s->acc, c, cw, s->prefix);
+        }
         if (c == 3)
-            sum_columns_i32(s->acc, 3, cw, ow, s->lo, s->hi, s->prefix, s->sums);
+            window_sums(s->prefix, 3, ow, s->lo, s->hi, s->sums);
         else
-            sum_columns_i32(s->acc, c, cw, ow, s->lo, s->hi, s->prefix, s->sums);
+            window_sums(s->prefix, c, ow, s->lo, s->hi, s->sums);
     } else {
         sum_rows_f64((const double *)a->images + first, a->w * c, hy - ly, cw * c, s->acc);
         if (c == 3)
