@@ -23,7 +23,7 @@ def area_reference(images, index, y0, y1, x0, x1, oh, ow):
     """Each output the float64 mean of the crop's pixels in its window
     (rows floor(i L / oh) to ceil((i + 1) L / oh), columns alike), rounded to
     float32, then (mean - 127.5) / 128 in float32."""
-    out = np.empty((len(index), 3, oh, ow), np.float32)
+    out = np.empty((len(index), images.shape[3], oh, ow), np.float32)
     for k in range(len(index)):
         crop = images[index[k], y0[k]:y1[k], x0[k]:x1[k]].astype(np.float64)
         rows, cols = crop.shape[:2]
@@ -31,7 +31,8 @@ def area_reference(images, index, y0, y1, x0, x1, oh, ow):
             r0, r1 = (i * rows) // oh, -(-((i + 1) * rows) // oh)
             for j in range(ow):
                 c0, c1 = (j * cols) // ow, -(-((j + 1) * cols) // ow)
-                mean = crop[r0:r1, c0:c1].reshape(-1, 3).sum(axis=0) / ((r1 - r0) * (c1 - c0))
+                window = crop[r0:r1, c0:c1].reshape(-1, crop.shape[2])
+                mean = window.sum(axis=0) / ((r1 - r0) * (c1 - c0))
                 out[k, :, i, j] = (mean.astype(np.float32) - np.float32(127.5)) \
                     * np.float32(0.0078125)
     return out
@@ -70,8 +71,8 @@ def greedy_nms(boxes, scores, threshold, mode="iou", image=None):
     return sorted(kept, key=lambda k: -scores[k])
 
 
-def _images(rng, n, h, w):
-    return rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+def _images(rng, n, h, w, c=3):
+    return rng.integers(0, 256, (n, h, w, c), dtype=np.uint8)
 
 
 def _crops(rng, n_images, h, w, count):
@@ -127,6 +128,24 @@ def test_area_resample_matches_torch_area_interpolation():
                                    rtol=0, atol=2e-7)
 
 
+@pytest.mark.parametrize("rows", [257, 258, 700])
+def test_windows_of_many_rows_and_other_channel_counts(rows):
+    """Up to 257 rows a window's uint8 sums fit uint16; beyond, int32."""
+    rng = np.random.default_rng(rows)
+    images = np.full((1, rows, 9, 3), 255, np.uint8)
+    images[0, rng.integers(0, rows, 20), rng.integers(0, 9, 20)] = rng.integers(0, 256, (20, 3))
+    whole = [0], [0], [rows], [0], [9]
+    np.testing.assert_array_equal(_area_resample(images, *whole, 1, 2),
+                                  area_reference(images, *whole, 1, 2))
+    for c in (1, 4):
+        images = _images(rng, 2, rows // 50, 11, c)
+        crops = _crops(rng, 2, rows // 50, 11, 9)
+        want = area_reference(images, *crops, 6, 5)
+        np.testing.assert_array_equal(_area_resample(images, *crops, 6, 5), want)
+        np.testing.assert_allclose(_area_resample(images.astype(np.float64), *crops, 6, 5), want,
+                                   rtol=0, atol=1e-6)
+
+
 def test_float64_pixels_and_non_contiguous_images():
     rng = np.random.default_rng(5)
     images = _images(rng, 2, 31, 29)
@@ -167,8 +186,8 @@ _GOOD = dict(image_index=[0], y0=[0], y1=[4], x0=[0], x1=[5])
     (dict(images=np.zeros((1, 6, 6, 3), np.float32)), TypeError, "uint8 or float64"),
     (dict(images=np.zeros((1, 6, 6, 3), np.uint16)), TypeError, "uint8 or float64"),
     (dict(images=[[[[0, 0, 0]]]]), TypeError, "uint8 or float64"),
-    (dict(images=np.zeros((6, 6, 3), np.uint8)), ValueError, "(N, H, W, 3)"),
-    (dict(images=np.zeros((1, 6, 6, 4), np.uint8)), ValueError, "(N, H, W, 3)"),
+    (dict(images=np.zeros((6, 6, 3), np.uint8)), ValueError, "(N, H, W, C)"),
+    (dict(images=np.zeros((1, 6, 6, 0), np.uint8)), ValueError, "(N, H, W, C)"),
     (dict(y1=[7]), ValueError, "[y0, y1)"),
     (dict(y0=[-1]), ValueError, "[y0, y1)"),
     (dict(y0=[4]), ValueError, "non-empty"),

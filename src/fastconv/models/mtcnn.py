@@ -154,18 +154,18 @@ def _area_resample(images, image_index, y0, y1, x0, x1, out_h: int, out_w: int) 
     """Crops [y0, y1) x [x0, x1) of images[image_index], each area-averaged to
     out_h x out_w as PyTorch's interpolate(mode="area") (adaptive average
     pooling), then normalised as MTCNN's networks take them: (mean rounded to
-    float32 - 127.5) / 128, shape (n, 3, out_h, out_w) float32.
+    float32 - 127.5) / 128, shape (n, C, out_h, out_w) float32.
 
-    images: (N, H, W, 3) uint8 (exact integer sums) or float64 pixels.  One
+    images: (N, H, W, C) uint8 (exact integer sums) or float64 pixels.  One
     call resamples a whole batch of crops (the C core, threads over output rows).
     """
     from ..backends import c as native
     if not isinstance(images, np.ndarray) or images.dtype not in (np.uint8, np.float64):
         raise TypeError("images must be a uint8 or float64 array; got "
                         f"{getattr(images, 'dtype', type(images).__name__)}")
-    if images.ndim != 4 or images.shape[3] != 3:
-        raise ValueError(f"images must be (N, H, W, 3); got shape {images.shape}")
-    n, h, w, _ = images.shape
+    if images.ndim != 4 or images.shape[3] < 1:
+        raise ValueError(f"images must be (N, H, W, C); got shape {images.shape}")
+    n, h, w, c = images.shape
     if images.dtype == np.uint8 and h * 255 >= 2**31:
         raise ValueError(f"images of {h} rows are too tall for exact uint8 sums")
     for v, name in ((out_h, "out_h"), (out_w, "out_w")):
@@ -185,7 +185,7 @@ def _area_resample(images, image_index, y0, y1, x0, x1, out_h: int, out_w: int) 
             k = int(np.argmax(bad))
             raise ValueError(f"crop {k}: [{axis}0, {axis}1) = [{lo[k]}, {hi[k]}) must be a "
                              f"non-empty range inside [0, {size})")
-    out = np.empty((len(index), 3, int(out_h), int(out_w)), np.float32)
+    out = np.empty((len(index), c, int(out_h), int(out_w)), np.float32)
     native.area_resample(np.ascontiguousarray(images), index, y0, y1, x0, x1, int(out_h),
                          int(out_w), 127.5, 0.0078125, out)
     return out
