@@ -179,6 +179,25 @@ def test_area_resample_agrees_across_thread_counts_and_empty_batches():
     assert _area_resample(images, none, none, none, none, none, 24, 24).shape == (0, 3, 24, 24)
 
 
+def test_calls_from_several_threads_at_once_agree_with_one_at_a_time():
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(9)
+    images = _images(rng, 2, 80, 90)
+    jobs = [(_crops(rng, 2, 80, 90, 60), int(rng.integers(1, 50))) for _ in range(8)]
+    boxes = [(_boxes(rng, 200, k % 2 == 0), rng.random(200).astype(np.float32)) for k in range(8)]
+
+    def run(k):
+        (crops, size), (b, s) = jobs[k], boxes[k]
+        return _area_resample(images, *crops, size, size + 1), _nms(b, s, 0.5, "iou", (b[:, 0] > 20).astype(int))
+
+    want = [run(k) for k in range(8)]
+    with fastconv.threads(2), ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(run, range(8)))
+    for (r, k), (wr, wk) in zip(got, want):
+        np.testing.assert_array_equal(r, wr)
+        np.testing.assert_array_equal(k, wk)
+
+
 _GOOD = dict(image_index=[0], y0=[0], y1=[4], x0=[0], x1=[5])
 
 
