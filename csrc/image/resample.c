@@ -68,6 +68,8 @@ window_sums(const int64_t *prefix, int64_t c, int64_t ow, const int64_t *lo, con
             out[ch * ow + j] = (double)(prefix[hi[j] * c + ch] - prefix[lo[j] * c + ch]);
 }
 
+/* The same for double pixels, each window summed directly (a difference of
+ * running sums of doubles would lose the small windows to cancellation). */
 static inline __attribute__((always_inline)) void
 sum_columns_f64(const double *acc, int64_t c, int64_t ow, const int64_t *lo,
                 const int64_t *hi, double *restrict out)
