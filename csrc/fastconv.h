@@ -200,6 +200,42 @@ typedef struct {
 int fc_spool2d(const fc_pool_args *args);
 int fc_dpool2d(const fc_pool_args *args);
 
+/* Area resampling (torch's interpolate(mode="area"), i.e. adaptive average
+ * pooling) of crops of a batch of images into a contiguous float32
+ * (crops, c, oh, ow) y.  images: contiguous (n, h, w, c), uint8
+ * (FC_PIXEL_U8) or double (FC_PIXEL_F64) pixels.  Crop k is rows
+ * [y0[k], y1[k]) x columns [x0[k], x1[k]) of image index[k] (non-empty, inside
+ * the image); output row i averages crop rows [floor(i L / oh), ceil((i + 1)
+ * L / oh)) for crop height L, columns alike.  Sums of uint8 pixels are exact
+ * (h * 255 must fit int32), so each mean is the double quotient of two
+ * integers; it is rounded to float, then y = (mean - offset) * scale in
+ * float.  Threads split the output rows of all crops. */
+enum { FC_PIXEL_U8 = 0, FC_PIXEL_F64 = 1 };
+typedef struct {
+    int64_t n, h, w, c;
+    int pixel;
+    const void *images;
+    int64_t crops;
+    const int64_t *index, *y0, *y1, *x0, *x1;
+    int64_t oh, ow;
+    float offset, scale;
+    float *y;
+} fc_area_args;
+int fc_area_resample(const fc_area_args *args);
+
+/* Greedy non-maximum suppression of n boxes (x1, y1, x2, y2 rows of a
+ * contiguous float (n, 4) array) with scores, within each image (image: n
+ * image numbers, or NULL for one image).  Boxes are visited by descending
+ * score (NaN last), ties by ascending image, then ascending position; a box
+ * is kept unless a kept box of its image overlaps it by more than threshold:
+ * FC_NMS_IOU intersection over union with widths x2 - x1, FC_NMS_MIN
+ * intersection over the smaller box with widths x2 - x1 + 1, all in float.
+ * Writes the kept positions, in visiting order, to keep (n entries) and
+ * their count to *kept. */
+enum { FC_NMS_IOU = 0, FC_NMS_MIN = 1 };
+int fc_nms(int64_t n, const float *boxes, const float *scores, const int64_t *image,
+           float threshold, int mode, int64_t *keep, int64_t *kept);
+
 /* CDEF END */
 
 #ifdef __cplusplus

@@ -15,7 +15,7 @@ import pytest
 import fastconv
 from fastconv import models, nn
 from fastconv.models import _weights
-from fastconv.models.mtcnn import _column_sums, _nms, _resample, _resize, _summed_area
+from test_mtcnn_kernels import greedy_nms
 
 EXPECTED = Path(__file__).with_name("data") / "mtcnn_expected.json"
 
@@ -124,70 +124,6 @@ def test_prelu_with_the_slopes_trained_nets_have(shape):
     assert np.array_equal(nn.PReLU(slope)(x), np.where(x >= 0, x, a * x))
 
 
-def test_area_resample_is_the_mean_over_pytorch_area_windows():
-    rng = np.random.default_rng(3)
-    image = rng.integers(0, 256, (1, 23, 31, 3), dtype=np.uint8)
-    sat = _summed_area(_column_sums(image))
-    for (y0, y1, x0, x1), (oh, ow) in [((0, 23, 0, 31), (14, 19)), ((2, 9, 5, 30), (24, 24)),
-                                       ((4, 5, 7, 8), (3, 2))]:
-        got = _resample(sat, np.array([0]), *(np.array([v]) for v in (y0, y1, x0, x1)),
-                           oh, ow)[0]
-        crop = image[0, y0:y1, x0:x1].astype(np.float64)
-        want = np.empty((3, oh, ow))
-        for i in range(oh):
-            for j in range(ow):
-                r0, r1 = (i * crop.shape[0]) // oh, -(-(i + 1) * crop.shape[0] // oh)
-                c0, c1 = (j * crop.shape[1]) // ow, -(-(j + 1) * crop.shape[1] // ow)
-                want[:, i, j] = crop[r0:r1, c0:c1].mean(axis=(0, 1))
-        np.testing.assert_allclose(got, (want - 127.5) / 128, rtol=0, atol=1e-6)
-        if (y0, y1, x0, x1) == (0, 23, 0, 31):
-            np.testing.assert_allclose(_resize(_column_sums(image), oh, ow)[0], got,
-                                       rtol=0, atol=1e-6)
-
-
-def test_area_resample_matches_torch_area_interpolation():
-    torch = pytest.importorskip("torch")
-    image = np.random.default_rng(4).integers(0, 256, (2, 40, 57, 3), dtype=np.uint8)
-    sums = _column_sums(image)
-    got = _resample(_summed_area(sums), np.array([1]), np.array([3]), np.array([37]),
-                    np.array([1]), np.array([50]), 24, 24)
-    area = lambda x, size: (torch.nn.functional.interpolate(
-        torch.as_tensor(x.copy()).permute(0, 3, 1, 2).float(), size=size, mode="area")
-        - 127.5) * 0.0078125
-    np.testing.assert_allclose(got, area(image[1:, 3:37, 1:50], (24, 24)).numpy(), rtol=0,
-                               atol=1e-6)
-    for size in ((25, 35), (12, 12), (40, 57), (61, 80)):
-        np.testing.assert_allclose(_resize(sums, *size), area(image, size).numpy(), rtol=0,
-                                   atol=1e-6)
-
-
-def _greedy_nms(boxes, scores, threshold, by_min):
-    """NMS from its definition, one pair at a time."""
-    def overlap(a, b):
-        one = 1 if by_min else 0
-        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + one)
-        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + one)
-        area = [(x[2] - x[0] + one) * (x[3] - x[1] + one) for x in (a, b)]
-        return w * h / (min(area) if by_min else area[0] + area[1] - w * h)
-    keep = []
-    for i in sorted(range(len(boxes)), key=lambda i: -scores[i]):
-        if all(overlap(boxes[i], boxes[k]) <= threshold for k in keep):
-            keep.append(i)
-    return keep
-
-
-@pytest.mark.parametrize("mode", ["iou", "min"])
-def test_nms_keeps_what_greedy_nms_keeps(mode):
-    rng = np.random.default_rng(5)
-    corner = rng.uniform(0, 60, (80, 2))
-    boxes = np.concatenate([corner, corner + rng.uniform(5, 30, (80, 2))], 1).astype(np.float32)
-    scores = rng.permutation(80).astype(np.float32) / 80
-    for threshold in (0.3, 0.5, 0.7):
-        got = _nms(boxes, scores, threshold, mode)
-        assert got.tolist() == _greedy_nms(boxes.astype(np.float64), scores, threshold,
-                                           mode == "min")
-
-
 # -- the detector's contract ---------------------------------------------------------------
 
 def test_no_face_gives_empty_arrays(detector):
@@ -197,11 +133,11 @@ def test_no_face_gives_empty_arrays(detector):
 
 def test_candidates_wholly_outside_the_image_are_dropped(detector):
     """(facenet-pytorch skips their crops but not their boxes, then fails on the mismatch.)"""
-    sat = _summed_area(_column_sums(np.zeros((1, 50, 50, 3), np.uint8)))
+    image = np.zeros((1, 50, 50, 3), np.uint8)
     outside = np.array([[100, 100, 140, 140, 0.9], [-50, -50, -10, -10, 0.8]], np.float32)
-    boxes, index = detector._refine(sat, outside, np.array([0, 0]), 50, 50)
+    boxes, index = detector._refine(image, outside, np.array([0, 0]))
     assert boxes.shape == (0, 5) and index.shape == (0,)
-    boxes, index, points = detector._output(sat, outside, np.array([0, 0]), 50, 50)
+    boxes, index, points = detector._output(image, outside, np.array([0, 0]))
     assert boxes.shape == (0, 5) and points.shape == (0, 5, 2)
 
 
@@ -449,7 +385,4 @@ def test_stand_in_batched_nms_is_greedy_iou_nms_per_image(reference):
     image = rng.integers(0, 3, 90)
     keep = reference.batched_nms(torch.as_tensor(boxes), torch.as_tensor(scores),
                                  torch.as_tensor(image), 0.5).tolist()
-    want = [int(np.flatnonzero(image == i)[k]) for i in range(3)
-            for k in _greedy_nms(boxes[image == i].astype(np.float64), scores[image == i], 0.5,
-                                 False)]
-    assert keep == sorted(want, key=lambda k: -scores[k])
+    assert keep == greedy_nms(boxes, scores, 0.5, "iou", image)

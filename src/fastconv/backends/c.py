@@ -233,3 +233,42 @@ def cpu_features() -> list:
     f = lib.fc_cpu_features()
     return [name for bit, name in ((lib.FC_CPU_AVX2, "avx2"), (lib.FC_CPU_FMA, "fma"),
                                    (lib.FC_CPU_AVX512F, "avx512f")) if f & bit]
+
+
+def _typed(arr, ctype: str):
+    """_ptr(arr) as a typed pointer (the arrays' owners keep them alive during the call)."""
+    return ffi.cast(ctype, _ptr(arr))
+
+
+_PIXEL = {np.dtype(np.uint8): lib.FC_PIXEL_U8, np.dtype(np.float64): lib.FC_PIXEL_F64}
+
+
+def area_args(images, index, y0, y1, x0, x1, oh, ow, offset, scale, out) -> dict:
+    """fc_area_args (csrc/fastconv.h) by field name: images contiguous
+    (N, H, W, C) uint8 or float64, the crop arrays contiguous int64, out
+    contiguous float32 (crops, C, oh, ow)."""
+    i64 = lambda arr: _typed(arr, "int64_t *")
+    return {"n": images.shape[0], "h": images.shape[1], "w": images.shape[2],
+            "c": images.shape[3], "pixel": _PIXEL[images.dtype], "images": _ptr(images),
+            "crops": len(index), "index": i64(index), "y0": i64(y0), "y1": i64(y1),
+            "x0": i64(x0), "x1": i64(x1), "oh": oh, "ow": ow, "offset": offset,
+            "scale": scale, "y": _typed(out, "float *")}
+
+
+def area_resample(*args):
+    """Area resampling of crops (fc_area_resample) on area_args' arguments."""
+    a = ffi.new("fc_area_args *", area_args(*args))
+    use_threads()
+    _check(lib.fc_area_resample(a))
+
+
+def nms(boxes, scores, image, threshold, by_min):
+    """fc_nms (csrc/fastconv.h) on validated arguments: boxes contiguous float32
+    (n, 4), scores float32 (n,), image int64 (n,) or None; the kept indices."""
+    keep = np.empty(len(boxes), np.int64)
+    kept = ffi.new("int64_t *")
+    _check(lib.fc_nms(len(boxes), _typed(boxes, "float *"), _typed(scores, "float *"),
+                      _typed(image, "int64_t *"), threshold,
+                      lib.FC_NMS_MIN if by_min else lib.FC_NMS_IOU, _typed(keep, "int64_t *"),
+                      kept))
+    return keep[:kept[0]]

@@ -142,106 +142,82 @@ def as_rgb(image, name: str = "image") -> np.ndarray:
 
 # -- resampling, boxes, NMS ------------------------------------------------------------------
 
-def _sum_dtype(images: np.ndarray):
-    """int32 holds every sum of a uint8 image below 8.4 Mpx exactly (and moves half
-    float64's bytes); int64 for larger ones; float64 for other pixel types."""
-    if images.dtype == np.uint8:
-        return np.int32 if images.shape[1] * images.shape[2] * 255 < 2**31 else np.int64
-    return np.float64
+def _index_array(values, name: str) -> np.ndarray:
+    """values as a contiguous 1-D int64 array; TypeError unless integers."""
+    a = np.asarray(values)
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer) or a.ndim != 1:
+        raise TypeError(f"{name} must be a 1-D integer array; got {a.dtype} {a.shape}")
+    return np.ascontiguousarray(a, np.int64)
 
 
-def _column_sums(images: np.ndarray) -> np.ndarray:
-    """(N, H+1, W, 3) running sums down each column (row 0 is zero): the sum
-    of rows [a, b) is one subtraction, exact for uint8 images."""
+def _area_resample(images, image_index, y0, y1, x0, x1, out_h: int, out_w: int) -> np.ndarray:
+    """Crops [y0, y1) x [x0, x1) of images[image_index], each area-averaged to
+    out_h x out_w as PyTorch's interpolate(mode="area") (adaptive average
+    pooling), then normalised as MTCNN's networks take them: (mean rounded to
+    float32 - 127.5) / 128, shape (n, C, out_h, out_w) float32.
+
+    images: (N, H, W, C) uint8 (exact integer sums) or float64 pixels.  One
+    call resamples a whole batch of crops (the C core, threads over output rows).
+    """
+    from ..backends import c as native
+    if not isinstance(images, np.ndarray) or images.dtype not in (np.uint8, np.float64):
+        raise TypeError("images must be a uint8 or float64 array; got "
+                        f"{getattr(images, 'dtype', type(images).__name__)}")
+    if images.ndim != 4 or images.shape[3] < 1:
+        raise ValueError(f"images must be (N, H, W, C); got shape {images.shape}")
     n, h, w, c = images.shape
-    sums = np.zeros((n, h + 1, w, c), _sum_dtype(images))
-    np.cumsum(images, axis=1, dtype=sums.dtype, out=sums[:, 1:])
-    return sums
+    if images.dtype == np.uint8 and h * 255 >= 2**31:
+        raise ValueError(f"images of {h} rows are too tall for exact uint8 sums")
+    for v, name in ((out_h, "out_h"), (out_w, "out_w")):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer; got {v!r}")
+    crops = [_index_array(v, name) for v, name in ((image_index, "image_index"), (y0, "y0"),
+                                                   (y1, "y1"), (x0, "x0"), (x1, "x1"))]
+    if len({len(v) for v in crops}) != 1:
+        raise ValueError("image_index, y0, y1, x0, x1 must have one length; got "
+                         f"{[len(v) for v in crops]}")
+    index, y0, y1, x0, x1 = crops
+    if len(index) and not ((index >= 0).all() and (index < n).all()):
+        raise ValueError(f"image_index must lie in [0, {n}); got [{index.min()}, {index.max()}]")
+    for lo, hi, size, axis in ((y0, y1, h, "y"), (x0, x1, w, "x")):
+        bad = (lo < 0) | (hi <= lo) | (hi > size)
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise ValueError(f"crop {k}: [{axis}0, {axis}1) = [{lo[k]}, {hi[k]}) must be a "
+                             f"non-empty range inside [0, {size})")
+    out = np.empty((len(index), c, int(out_h), int(out_w)), np.float32)
+    native.area_resample(np.ascontiguousarray(images), index, y0, y1, x0, x1, int(out_h),
+                         int(out_w), 127.5, 0.0078125, out)
+    return out
 
 
-def _summed_area(column_sums: np.ndarray) -> np.ndarray:
-    """(N, H+1, W+1, 3) sums of all pixels above and left of each corner, so
-    any rectangle's sum is four lookups."""
-    n, h1, w, c = column_sums.shape
-    sat = np.zeros((n, h1, w + 1, c), column_sums.dtype)
-    np.cumsum(column_sums, axis=2, out=sat[:, :, 1:])
-    return sat
-
-
-def _area_windows(start, stop, size: int):
-    """Per crop, the [lo, hi) source rows of each of `size` outputs: PyTorch's
-    area interpolation (adaptive average pooling) over [start, stop)."""
-    length = (stop - start)[:, None]
-    i = np.arange(size)
-    return start[:, None] + (i * length) // size, start[:, None] - (-(i + 1) * length) // size
-
-
-def _normalised(mean: np.ndarray) -> np.ndarray:
-    """(n, H, W, 3) float64 means -> (n, 3, H, W) float32 as MTCNN's networks
-    take them (rounded to float32 first, as PyTorch's float32 resampling is)."""
-    mean = mean.astype(np.float32)
-    return np.ascontiguousarray(((mean - 127.5) * 0.0078125).transpose(0, 3, 1, 2))
-
-
-def _resample(sat, image_index, y0, y1, x0, x1, out_h: int, out_w: int) -> np.ndarray:
-    """Crops [y0, y1) x [x0, x1) of images `image_index` of summed-area table
-    `sat`, each area-averaged to out_h x out_w: (n, 3, out_h, out_w)."""
-    _, h1, w1, c = sat.shape
-    ly, hy = _area_windows(y0, y1, out_h)
-    lx, hx = _area_windows(x0, x1, out_w)
-    row0, row1 = ((image_index[:, None] * h1 + r) * w1 for r in (ly, hy))
-    channel = np.arange(c)
-
-    def corner(rows, cols):   # flat indices: one np.take, much faster than 3-D fancy indexing
-        return np.take(sat, ((rows[:, :, None] + cols[:, None, :]) * c)[..., None] + channel)
-
-    total = corner(row1, hx) - corner(row0, hx) - corner(row1, lx) + corner(row0, lx)
-    return _normalised(total / ((hy - ly)[:, :, None] * (hx - lx)[:, None, :])[..., None])
-
-
-def _resize(column_sums, out_h: int, out_w: int) -> np.ndarray:
-    """Whole images area-averaged to out_h x out_w, rows then columns (each a
-    gather of whole rows or pixels, cheaper than _resample's four lookups)."""
-    n, h1, w, c = column_sums.shape
-    zero = np.zeros(1, np.int64)
-    (ly,), (hy,) = _area_windows(zero, zero + h1 - 1, out_h)
-    (lx,), (hx,) = _area_windows(zero, zero + w, out_w)
-    rows = np.zeros((n, out_h, w + 1, c), column_sums.dtype)
-    np.cumsum(np.take(column_sums, hy, 1) - np.take(column_sums, ly, 1), axis=2,
-              out=rows[:, :, 1:])
-    total = np.take(rows, hx, 2) - np.take(rows, lx, 2)   # np.take: several times faster here
-    return _normalised(total / ((hy - ly)[:, None] * (hx - lx)[None, :])[..., None])
-
-
-def _nms(boxes, scores, threshold: float, mode: str = "iou") -> np.ndarray:
-    """Greedy NMS: keep the best box, drop those overlapping it by more than
-    `threshold`, repeat; returns indices, best first.  "iou": torchvision's
-    nms (IoU, widths x2 - x1).  "min": intersection over the smaller box with
-    widths x2 - x1 + 1, the original MTCNN's last-stage NMS."""
-    one = np.float32(1 if mode == "min" else 0)
-    x1, y1, x2, y2 = boxes.T
-    area = (x2 - x1 + one) * (y2 - y1 + one)
-    order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        i, rest = order[0], order[1:]
-        keep.append(i)
-        w = np.maximum(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + one, 0)
-        h = np.maximum(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + one, 0)
-        inter = w * h
-        if mode == "min":
-            order = rest[inter / np.minimum(area[i], area[rest]) <= threshold]
-        else:
-            order = rest[~(inter / (area[i] + area[rest] - inter) > threshold)]
-    return np.array(keep, np.intp)
-
-
-def _batched_nms(boxes, scores, image_index, threshold: float, mode: str = "iou"):
-    """_nms within each image; indices best first."""
-    keep = [np.flatnonzero(image_index == i) for i in np.unique(image_index)]
-    keep = [k[_nms(boxes[k], scores[k], threshold, mode)] for k in keep]
-    keep = np.concatenate(keep) if keep else np.zeros(0, np.intp)
-    return keep[np.argsort(-scores[keep], kind="stable")]
+def _nms(boxes, scores, threshold: float, mode: str = "iou", image_index=None) -> np.ndarray:
+    """Greedy NMS within each image: keep the best box, drop those of its image
+    overlapping it by more than `threshold`, repeat; returns indices, best first
+    (equal scores: lower image index first, then lower index).  "iou":
+    torchvision's nms (IoU, widths x2 - x1).  "min": intersection over the
+    smaller box with widths x2 - x1 + 1, the original MTCNN's last-stage NMS.
+    Arithmetic in float32 (the C core).  image_index: each box's image (None: one)."""
+    from ..backends import c as native
+    if mode not in ("iou", "min"):
+        raise ValueError(f"mode must be 'iou' or 'min'; got {mode!r}")
+    if not _is_number(threshold):
+        raise ValueError(f"threshold must be a finite number; got {threshold!r}")
+    boxes, scores = np.asarray(boxes), np.asarray(scores)
+    for a, name in ((boxes, "boxes"), (scores, "scores")):
+        if not np.issubdtype(a.dtype, np.floating):
+            raise TypeError(f"{name} must hold floats; got {a.dtype}")
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or scores.shape != boxes.shape[:1]:
+        raise ValueError(f"boxes must be (n, 4) and scores (n,); got {boxes.shape} and "
+                         f"{scores.shape}")
+    if image_index is not None:
+        image_index = _index_array(image_index, "image_index")
+        if image_index.shape != scores.shape:
+            raise ValueError(f"image_index must be ({len(scores)},); got {image_index.shape}")
+    keep = native.nms(np.ascontiguousarray(boxes, np.float32),
+                      np.ascontiguousarray(scores, np.float32), image_index, threshold,
+                      mode == "min")
+    return keep.astype(np.intp, copy=False)
 
 
 def _square(boxes):
@@ -369,14 +345,14 @@ class MTCNN:
         n, h, w, _ = images.shape
         scales = self.scales(h, w)
         boxes, image_index, points = np.zeros((0, 5), np.float32), np.zeros(0, np.intp), None
+        if images.dtype != np.uint8:   # the resampling sums uint8 or float64 pixels
+            images = images.astype(np.float64)
         if scales:
-            column_sums = _column_sums(images)
-            boxes, image_index = self._propose(column_sums, scales, n, h, w)
-            sat = _summed_area(column_sums) if len(boxes) else None
+            boxes, image_index = self._propose(images, scales)
         if len(boxes):
-            boxes, image_index = self._refine(sat, boxes, image_index, h, w)
+            boxes, image_index = self._refine(images, boxes, image_index)
         if len(boxes):
-            boxes, image_index, points = self._output(sat, boxes, image_index, h, w)
+            boxes, image_index, points = self._output(images, boxes, image_index)
         results = []
         for i in range(n):
             mine = np.flatnonzero(image_index == i)
@@ -389,11 +365,14 @@ class MTCNN:
                             else np.ascontiguousarray(points[mine])))
         return results
 
-    def _propose(self, column_sums, scales, n, h, w):
+    def _propose(self, images, scales):
         """Stage 1: P-Net on every pyramid level; squared candidate boxes + scores."""
+        n, h, w, _ = images.shape
+        every, zero = np.arange(n), np.zeros(n, np.int64)
         found, found_index = [], []
         for scale in scales:
-            level = _resize(column_sums, int(h * scale + 1), int(w * scale + 1))
+            size = int(h * scale + 1), int(w * scale + 1)
+            level = _area_resample(images, every, zero, zero + h, zero, zero + w, *size)
             probs, offsets = self.pnet(level)
             face = probs[:, 1]
             b, y, x = np.nonzero(face >= self.thresholds[0])
@@ -401,24 +380,24 @@ class MTCNN:
             s = np.float32(scale)
             cand = np.concatenate([np.floor((corner + 1) / s), np.floor((corner + 12) / s),
                                    face[b, y, x][:, None], offsets[b, :, y, x]], axis=1)
-            keep = _batched_nms(cand[:, :4], cand[:, 4], b, self.NMS[0])
+            keep = _nms(cand[:, :4], cand[:, 4], self.NMS[0], image_index=b)
             found.append(cand[keep])
             found_index.append(b[keep])
         boxes, image_index = np.concatenate(found), np.concatenate(found_index)
-        keep = _batched_nms(boxes[:, :4], boxes[:, 4], image_index, self.NMS[1])
+        keep = _nms(boxes[:, :4], boxes[:, 4], self.NMS[1], image_index=image_index)
         boxes, image_index = boxes[keep], image_index[keep]
         bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         sizes = np.stack([bw, bh, bw, bh], axis=1)
         out = np.concatenate([boxes[:, :4] + boxes[:, 5:9] * sizes, boxes[:, 4:5]], axis=1)
         return _square(out), image_index
 
-    def _crops(self, sat, boxes, image_index, h, w, size):
+    def _crops(self, images, boxes, image_index, size):
         """Area-resampled size x size crops of the boxes (clipped to the image);
         boxes wholly outside the image are dropped."""
-        y0, y1, x0, x1 = _crop_bounds(boxes, h, w)
+        y0, y1, x0, x1 = _crop_bounds(boxes, *images.shape[1:3])
         inside = (y1 > y0) & (x1 > x0)
-        crops = _resample(sat, image_index[inside], y0[inside], y1[inside], x0[inside],
-                          x1[inside], size, size)
+        crops = _area_resample(images, image_index[inside], y0[inside], y1[inside], x0[inside],
+                               x1[inside], size, size)
         return crops, inside
 
     def _run(self, net, crops):
@@ -429,21 +408,21 @@ class MTCNN:
         face = nn.Softmax()(out[:, :2])[:, 1]
         return face, out[:, 2:]
 
-    def _refine(self, sat, boxes, image_index, h, w):
+    def _refine(self, images, boxes, image_index):
         """Stage 2: R-Net rescores and regresses each candidate on a 24x24 crop."""
-        crops, inside = self._crops(sat, boxes, image_index, h, w, 24)
+        crops, inside = self._crops(images, boxes, image_index, 24)
         boxes, image_index = boxes[inside], image_index[inside]
         face, offsets = self._run(self.rnet, crops)
         passed = face > self.thresholds[1]
         boxes = np.concatenate([boxes[passed, :4], face[passed, None]], axis=1)
         image_index, offsets = image_index[passed], offsets[passed]
-        keep = _batched_nms(boxes[:, :4], boxes[:, 4], image_index, self.NMS[2])
+        keep = _nms(boxes[:, :4], boxes[:, 4], self.NMS[2], image_index=image_index)
         boxes = _square(_regress(boxes[keep], offsets[keep]))
         return boxes, image_index[keep]
 
-    def _output(self, sat, boxes, image_index, h, w):
+    def _output(self, images, boxes, image_index):
         """Stage 3: O-Net rescores, regresses and places landmarks on a 48x48 crop."""
-        crops, inside = self._crops(sat, boxes, image_index, h, w, 48)
+        crops, inside = self._crops(images, boxes, image_index, 48)
         boxes, image_index = boxes[inside], image_index[inside]
         face, out = self._run(self.onet, crops)
         passed = face > self.thresholds[2]
@@ -454,7 +433,7 @@ class MTCNN:
         points = np.stack([bw * marks[:, :5] + boxes[:, 0:1] - 1,
                            bh * marks[:, 5:] + boxes[:, 1:2] - 1], axis=2)
         boxes = _regress(boxes, offsets)
-        keep = _batched_nms(boxes[:, :4], boxes[:, 4], image_index, self.NMS[3], mode="min")
+        keep = _nms(boxes[:, :4], boxes[:, 4], self.NMS[3], "min", image_index)
         return boxes[keep], image_index[keep], points[keep]
 
 
