@@ -159,6 +159,15 @@ extern const fc_wino_kernels fc_swino_avx512, fc_dwino_avx512;
 typedef struct {
     void (*plane)(const fc_pool_args *a, const void *x, void *y, void *ws);
 } fc_pool_kernels;
+/* Max pools that take the rows-then-columns kernel (pool.inc's plane_rows):
+ * column stride 1 or 2, no column dilation, small windows, more than one output. */
+enum { FC_POOL_ROWS_KW = 8, FC_POOL_ROWS_KH = 16, FC_POOL_ROWS_BLOCK = 128 };
+static inline int fc_pool_rows_fits(const fc_pool_args *a)
+{
+    return a->mode == FC_POOL_MAX && (a->stride_w == 1 || a->stride_w == 2) &&
+           a->dil_w == 1 && a->kw <= FC_POOL_ROWS_KW && a->kh <= FC_POOL_ROWS_KH &&
+           a->oh * a->ow > 1;
+}
 extern const fc_pool_kernels fc_spool_generic, fc_dpool_generic;
 extern const fc_pool_kernels fc_spool_avx2, fc_dpool_avx2;
 extern const fc_pool_kernels fc_spool_avx512, fc_dpool_avx512;

@@ -6,10 +6,10 @@
 /* Elements of scratch per thread for the kernels' short-row path (a padded
  * copy of the plane and its accumulator, pool.inc), or 0 where the rows are
  * long enough for the row kernel, the strides differ, the map is pooled
- * whole, or the plane is large. */
+ * whole, the plane is large, or the rows-then-columns max kernel runs. */
 static int64_t pool_flat_elems(const fc_pool_args *a)
 {
-    if (a->stride_h != a->stride_w || a->ow >= 64)
+    if (a->stride_h != a->stride_w || a->ow >= 64 || fc_pool_rows_fits(a))
         return 0;
     if (a->oh == 1 && a->ow == 1 && a->kh == a->h && a->kw == a->w)
         return 0;
