@@ -105,6 +105,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         packed, (weight, bias) = weight, weight.unpack("conv2d", bias, 4)
     x, weight, bias, p = _args.conv2d_args(x, weight, bias, stride, padding, dilation,
                                            groups, layout)
+    return run_conv2d(x, weight, bias, p, packed, algorithm, be, relu, negative_slope, out)
+
+
+def run_conv2d(x, weight, bias, p, packed, algorithm, be, relu=False, negative_slope=None,
+               out=None):
+    """conv2d after its validation: x, weight, bias and p (ConvParams) as
+    _args.conv2d_args returned them for the call, packed their PackedWeight
+    or None, be a resolved backend.  A layer that keeps p per input shape
+    and dtype calls this directly (nn.Conv2d)."""
     relu = _args.activation(relu, negative_slope, p.k, x.dtype)
     out = _args.out_array(out, p.out_shape, x.dtype)
     target, out = _result(out, p.out_shape, x.dtype, x, weight, bias)

@@ -219,13 +219,21 @@ def place_workers(n: int) -> None:
     lib.fc_place_workers(n)
 
 
+_isa_name = []   # the active ISA's name once read; set_isa changes it
+
+
 def isa() -> str:
-    return ffi.string(lib.fc_isa_name()).decode()
+    if not _isa_name:
+        _isa_name.append(ffi.string(lib.fc_isa_name()).decode())
+    return _isa_name[0]
 
 
 def set_isa(name: str) -> None:
     """Force the kernel ISA ("generic", "avx2", "avx512"); for tests and benchmarks."""
-    if lib.fc_set_isa(name.encode()) != 0:
+    _isa_name.clear()
+    rc = lib.fc_set_isa(name.encode())
+    _isa_name.clear()
+    if rc != 0:
         raise ValueError(f"ISA {name!r} is unknown or not supported by this CPU")
 
 
