@@ -16,6 +16,8 @@ typedef struct {
     int accumulate;
     const void *slope;
     int slope_mode;
+    int clip;                   /* with relu: min(x, clip_max) too (NaN passes) */
+    double clip_max;
 } fc_epilogue;
 
 /* C[0:m, 0:n] (epilogue)= A B over k steps, for m <= MR, n <= NR.
@@ -107,6 +109,8 @@ typedef struct {
     int64_t x_row, y_row;       /* ... elements between those two rows in x and in y */
     int relu;
     const void *slope;          /* kb entries (PReLU), or NULL */
+    int clip;                   /* with relu: min(x, clip_max) too */
+    double clip_max;
 } fc_conv_tile;
 
 typedef void (*fc_conv_tile_fn)(const fc_conv_tile *t);
@@ -123,6 +127,8 @@ typedef struct {
     int relu;
     int prelu;                  /* negative outputs times slope */
     double slope;
+    int clip;                   /* with relu: min(x, clip_max) too */
+    double clip_max;
 } fc_dw_row;
 
 typedef void (*fc_dw_row_fn)(const fc_dw_row *r);
@@ -142,11 +148,12 @@ typedef struct {
  * at once, vectorised across tiles.  The pointers are `float *` or `double *`.
  * input: v[xi*vs + t] = (B^T d_t B)[xi], d_t[6i + j] = d[(6i + j)*ds + t].
  * output: o[(4i + j)*os + t] = (A^T m_t A)[4i + j] + bias (then ReLU, or
- * PReLU with `slope` if prelu), m_t[xi] = m[xi*ms + t]. */
+ * PReLU with `slope` if prelu; a clip at hi after the ReLU if clip),
+ * m_t[xi] = m[xi*ms + t]. */
 typedef struct {
     void (*input)(const void *d, int64_t ds, int64_t nt, void *v, int64_t vs);
     void (*output)(const void *m, int64_t ms, int64_t nt, double bias, int relu, int prelu,
-                   double slope, void *o, int64_t os);
+                   double slope, int clip, double hi, void *o, int64_t os);
 } fc_wino_kernels;
 extern const fc_wino_kernels fc_swino_generic, fc_dwino_generic;
 extern const fc_wino_kernels fc_swino_avx2, fc_dwino_avx2;

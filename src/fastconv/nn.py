@@ -170,7 +170,7 @@ class Conv2d(_Weighted):
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.groups, self.algorithm = groups, algorithm
 
-    def forward(self, x, relu=False, negative_slope=None, out=None):
+    def forward(self, x, relu=False, negative_slope=None, out=None, clip_max=None):
         x = _input(self, x, dtype=self.weight.dtype)
         packed = self.packed()
         # conv2d's validation depends only on these (and the weights, which
@@ -192,7 +192,7 @@ class Conv2d(_Weighted):
                 checked[1][key] = p
         return api.run_conv2d(x, packed.weight, packed.bias, p, packed, self.algorithm,
                               resolve_backend(None), relu=relu, negative_slope=negative_slope,
-                              out=out)
+                              out=out, clip_max=clip_max)
 
     def _params(self, shape):
         x = _shape_only((1,) + _sample_shape(self, shape, 3, "(C, H, W)"))
@@ -220,9 +220,10 @@ class Linear(_Weighted):
         weight = _float_weight("weight", weight, 2, "(out_features, in_features)")
         super().__init__(weight, bias)
 
-    def forward(self, x, relu=False, negative_slope=None):
+    def forward(self, x, relu=False, negative_slope=None, clip_max=None):
         x = _input(self, x, dtype=self.weight.dtype)
-        return api.linear(x, self.packed(), relu=relu, negative_slope=negative_slope)
+        return api.linear(x, self.packed(), relu=relu, negative_slope=negative_slope,
+                          clip_max=clip_max)
 
     def output_shape(self, shape):
         if _args.shape("input_shape", shape) != (self.weight_shape[1],):
