@@ -289,3 +289,43 @@ def test_rows_max_pool_against_torch(case, dtype):
     want = torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, pad, dil,
                                           ceil_mode=ceil).numpy()
     np.testing.assert_array_equal(fastconv.max_pool2d(x, k, s, pad, dil, ceil), want)
+
+
+def loop_avg_in_order(x, k, s, pad, ceil_mode, count_include_pad):
+    """Average pooling in x's own dtype, each window's taps inside the input added
+    one by one, rows then columns, from 0 -- the order the C kernels document --
+    then divided by torch's count: the exact bits the kernels must give."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = k, s, pad
+    want = loop_pool(x, k, s, pad, (1, 1), ceil_mode, "avg", count_include_pad)
+    t = x.dtype.type
+    y = np.zeros(want.shape, x.dtype)
+    for b, ch, oy, ox in itertools.product(*map(range, want.shape)):
+        acc, count = t(0), 0
+        for i in range(kh):
+            for j in range(kw):
+                iy, ix = oy * sh - ph + i, ox * sw - pw + j
+                if 0 <= iy < h and 0 <= ix < w:
+                    acc = t(acc + x[b, ch, iy, ix])
+                    count += 1
+        if count_include_pad:
+            count = (min(oy * sh - ph + kh, h + ph) - (oy * sh - ph)) * \
+                (min(ox * sw - pw + kw, w + pw) - (ox * sw - pw))
+        y[b, ch, oy, ox] = t(acc / t(count))
+    return y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [c for c in ROWS_CASES if c[4] == 1 and c[0][3] < 300],
+                         ids=str)
+def test_rows_avg_pool_every_isa(case, dtype, isa):
+    shape, k, s, pad, _, ceil = case
+    x = _data(shape, dtype, len(str(case)) + 1)
+    for include_pad in (True, False):
+        want = loop_avg_in_order(x, _pairs(k), _pairs(s), _pairs(pad), ceil, include_pad)
+        np.testing.assert_array_equal(fastconv.avg_pool2d(x, k, s, pad, ceil, include_pad),
+                                      want)
+        strided = np.zeros(shape[:3] + (2 * shape[3],), dtype)
+        strided[..., ::2] = x
+        np.testing.assert_array_equal(
+            fastconv.avg_pool2d(strided[..., ::2], k, s, pad, ceil, include_pad), want)
