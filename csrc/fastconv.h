@@ -44,6 +44,8 @@ typedef struct {
     int accumulate;     /* 1: beta = 1, add into C; 0: beta = 0, C is write-only */
     const void *slope;  /* PReLU after the bias: x < 0 ? slope * x : x (relu must be 0); */
     int slope_mode;     /* m or n entries as for bias (FC_BIAS_*; NONE: no slope) */
+    int clip;           /* 1 (with relu): also clamp the result at clip_max (ReLU6); NaN passes */
+    double clip_max;
 } fc_gemm_args;
 
 int fc_sgemm(const fc_gemm_args *args);
@@ -73,6 +75,8 @@ typedef struct {
     int relu;
     void *ws; int64_t ws_bytes;
     const void *slope;  /* k entries or NULL: PReLU after the bias (relu must be 0) */
+    int clip;           /* 1 (with relu): also clamp the result at clip_max, as fc_gemm_args */
+    double clip_max;
 } fc_conv_args;
 
 int fc_sconv_direct(const fc_conv_args *args);

@@ -16,6 +16,8 @@ typedef struct {
     int accumulate;
     const void *slope;
     int slope_mode;
+    int clip;                   /* with relu: min(x, clip_max) too (NaN passes) */
+    double clip_max;
 } fc_epilogue;
 
 /* C[0:m, 0:n] (epilogue)= A B over k steps, for m <= MR, n <= NR.
@@ -107,6 +109,8 @@ typedef struct {
     int64_t x_row, y_row;       /* ... elements between those two rows in x and in y */
     int relu;
     const void *slope;          /* kb entries (PReLU), or NULL */
+    int clip;                   /* with relu: min(x, clip_max) too */
+    double clip_max;
 } fc_conv_tile;
 
 typedef void (*fc_conv_tile_fn)(const fc_conv_tile *t);
@@ -123,6 +127,8 @@ typedef struct {
     int relu;
     int prelu;                  /* negative outputs times slope */
     double slope;
+    int clip;                   /* with relu: min(x, clip_max) too */
+    double clip_max;
 } fc_dw_row;
 
 typedef void (*fc_dw_row_fn)(const fc_dw_row *r);
@@ -142,11 +148,12 @@ typedef struct {
  * at once, vectorised across tiles.  The pointers are `float *` or `double *`.
  * input: v[xi*vs + t] = (B^T d_t B)[xi], d_t[6i + j] = d[(6i + j)*ds + t].
  * output: o[(4i + j)*os + t] = (A^T m_t A)[4i + j] + bias (then ReLU, or
- * PReLU with `slope` if prelu), m_t[xi] = m[xi*ms + t]. */
+ * PReLU with `slope` if prelu; a clip at hi after the ReLU if clip),
+ * m_t[xi] = m[xi*ms + t]. */
 typedef struct {
     void (*input)(const void *d, int64_t ds, int64_t nt, void *v, int64_t vs);
     void (*output)(const void *m, int64_t ms, int64_t nt, double bias, int relu, int prelu,
-                   double slope, void *o, int64_t os);
+                   double slope, int clip, double hi, void *o, int64_t os);
 } fc_wino_kernels;
 extern const fc_wino_kernels fc_swino_generic, fc_dwino_generic;
 extern const fc_wino_kernels fc_swino_avx2, fc_dwino_avx2;
@@ -159,6 +166,15 @@ extern const fc_wino_kernels fc_swino_avx512, fc_dwino_avx512;
 typedef struct {
     void (*plane)(const fc_pool_args *a, const void *x, void *y, void *ws);
 } fc_pool_kernels;
+/* Max pools that take the rows-then-columns kernel (pool.inc's plane_rows):
+ * column stride 1 or 2, no column dilation, small windows, more than one output. */
+enum { FC_POOL_ROWS_KW = 8, FC_POOL_ROWS_KH = 16, FC_POOL_ROWS_BLOCK = 128 };
+static inline int fc_pool_rows_fits(const fc_pool_args *a)
+{
+    return a->mode == FC_POOL_MAX && (a->stride_w == 1 || a->stride_w == 2) &&
+           a->dil_w == 1 && a->kw <= FC_POOL_ROWS_KW && a->kh <= FC_POOL_ROWS_KH &&
+           a->oh * a->ow > 1;
+}
 extern const fc_pool_kernels fc_spool_generic, fc_dpool_generic;
 extern const fc_pool_kernels fc_spool_avx2, fc_dpool_avx2;
 extern const fc_pool_kernels fc_spool_avx512, fc_dpool_avx512;

@@ -148,13 +148,13 @@ def test_sequential_fuses_relu_into_conv_and_linear(backend, monkeypatch):
     rng = np.random.default_rng(5)
     model = small_classifier(rng)
     calls = []
-    for name in ("conv2d", "linear"):
-        real = getattr(api, name)
+    for name, entry in (("conv2d", "run_conv2d"), ("linear", "linear")):  # a layer's doors
+        real = getattr(api, entry)
 
         def spy(*args, _real=real, _name=name, **kwargs):
             calls.append((_name, kwargs.get("relu", False)))
             return _real(*args, **kwargs)
-        monkeypatch.setattr(api, name, spy)
+        monkeypatch.setattr(api, entry, spy)
     relu_calls = []
     monkeypatch.setattr(nn.ReLU, "forward",
                         lambda self, x: relu_calls.append(1) or np.maximum(x, 0))
@@ -308,3 +308,63 @@ def test_summary_counts_parameters_flops_and_fc_share():
     assert report.flops == conv_flops + 2 * (7 * 10 + 3 * 7) == model.flops((2, 12, 10))
     text = str(report)
     assert "Linear(10\u21927)" in text and f"{report.params:,}" in text
+
+
+def test_conv_layer_keeps_its_checks_per_input_shape_and_dtype():
+    """nn.Conv2d keeps conv2d's validated parameters per input key and reuses
+    them; a new shape, dtype, memory layout or setting is checked afresh."""
+    from reference import conv2d as ref_conv
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    layer = nn.Conv2d(w, b, stride=2, padding=1)
+
+    def check(x, **kw):
+        want = ref_conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                        stride=layer.stride, padding=layer.padding)
+        assert_close(layer.forward(x, **kw), np.maximum(want, 0) if kw.get("relu") else want,
+                     np.float32)
+
+    x = rng.standard_normal((2, 4, 9, 11)).astype(np.float32)
+    for _ in range(2):
+        check(x)
+    check(x[:1])                                          # another batch
+    check(rng.standard_normal((1, 4, 16, 5)).astype(np.float32))   # another map
+    check(np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2))  # strides
+    check(x, relu=True)
+    for _ in range(2):                                    # failures are never kept
+        with pytest.raises(ValueError, match="channels"):
+            layer(x[:, :3])
+        with pytest.raises(TypeError, match="float32"):
+            layer(x.astype(np.float64))
+    assert layer(x).shape == (2, 6, 5, 6)
+    layer.stride, layer.padding = 1, 0                    # settings are part of the key
+    assert layer(x).shape == (2, 6, 7, 9)
+    check(x)
+    layer.padding = [1, 1]                                # unhashable: checked every call
+    check(x)
+    layer.stride, layer.padding = 2, "same"               # torch refuses it; so do we
+    with pytest.raises(ValueError, match="same"):
+        layer(x)
+    layer.padding = 1
+    w2 = rng.standard_normal((6, 4, 1, 1)).astype(np.float32)
+    layer._weight, w = w2, w2                             # new weights: a new PackedWeight
+    check(x)
+
+
+def test_conv_layer_validates_once_per_input_key(monkeypatch):
+    from fastconv import _args
+    calls = []
+    real = _args.conv2d_args
+    monkeypatch.setattr(_args, "conv2d_args", lambda *a: calls.append(a[0].shape) or real(*a))
+    rng = np.random.default_rng(4)
+    layer = nn.Conv2d(rng.standard_normal((3, 2, 3, 3)).astype(np.float32), padding=1)
+    x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
+    layer(x), layer(x), layer(x[..., ::-1])         # same shape and dtype: checked once
+    assert calls == [(1, 2, 8, 8)]
+    layer(x[:, :, :5])
+    layer(np.zeros((2, 2, 8, 8), np.float32))
+    assert calls == [(1, 2, 8, 8), (1, 2, 5, 8), (2, 2, 8, 8)]
+    with pytest.raises(TypeError):
+        layer(x.astype(np.float64))
+    assert len(calls) == 4

@@ -204,3 +204,128 @@ def test_against_torch(case, dtype):
                          dtype)
     want = F.adaptive_avg_pool2d(t, 1).numpy()
     assert_close(fastconv.global_avg_pool2d(x), want.astype(np.float64), dtype)
+
+
+# Max pools with column stride 1 or 2 and kw <= 8 run rows-then-columns (the
+# column maxima of the window's rows, then de-interleaved pairs of vectors at
+# stride 2): shapes around the vector widths (4..16 lanes), the block of 128
+# outputs, every edge (padding, ceil_mode), wide ONNX pads and the fallbacks
+# just outside the path (kw 9, kh 17, column dilation).
+ROWS_CASES = [
+    ((1, 3, 7, 7), 3, 2, 1, 1, False),
+    ((1, 3, 7, 8), 2, 2, 0, 1, True),
+    ((2, 3, 3, 3), 2, 2, 0, 1, True),          # one output column, ceil
+    ((1, 2, 1, 5), (1, 3), 2, 0, 1, False),    # a single row
+    ((1, 2, 2, 1), (2, 1), (1, 2), 0, 1, False),  # a single column
+    ((1, 4, 9, 31), 3, 2, 1, 1, True),
+    ((1, 4, 9, 32), 3, 2, 1, 1, False),
+    ((1, 4, 9, 33), 3, 2, 1, 1, True),
+    ((1, 2, 5, 64), 2, 2, 0, 1, False),
+    ((1, 2, 5, 65), 3, 2, 0, 1, True),
+    ((1, 2, 4, 255), 3, 2, 1, 1, True),        # 128 outputs: one full block
+    ((1, 2, 4, 259), 3, 2, 1, 1, False),       # 129: a block and one more
+    ((1, 2, 3, 637), 2, 2, 0, 1, True),        # 319 outputs, three blocks (P-Net)
+    ((2, 3, 28, 28), 3, 2, 0, 1, True),        # GoogLeNet's pools
+    ((1, 3, 111, 111), 3, 2, 0, 1, True),      # SqueezeNet's
+    ((1, 3, 15, 15), 3, 1, 1, 1, False),       # stride 1 (GoogLeNet's inception pools)
+    ((1, 3, 7, 7), 3, 1, 1, 1, False),
+    ((1, 2, 6, 17), (2, 8), (1, 1), (1, 4), 1, False),
+    ((1, 2, 6, 40), (2, 8), (2, 2), (1, 4), 1, True),
+    ((1, 2, 20, 20), (16, 2), (3, 2), (8, 1), 1, True),
+    ((1, 2, 40, 20), 3, (5, 2), 1, (6, 1), True),   # row dilation, row stride 5
+    ((1, 2, 9, 40), (2, 9), 2, (1, 4), 1, False),   # kw 9: the row kernel
+    ((1, 2, 40, 20), (17, 2), 2, (8, 1), 1, False),  # kh 17: the row kernel
+    ((1, 2, 12, 30), 3, 2, 1, (1, 2), False),        # column dilation: the row kernel
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", ROWS_CASES, ids=str)
+def test_rows_max_pool_every_isa(case, dtype, isa):
+    shape, k, s, pad, dil, ceil = case
+    x = _data(shape, dtype, len(str(case)))
+    x.flat[::7] = -np.inf
+    if x.size > 10:
+        x.flat[10] = np.nan
+    want = loop_pool(x, _pairs(k), _pairs(s), _pairs(pad), _pairs(dil), ceil, "max")
+    np.testing.assert_array_equal(fastconv.max_pool2d(x, k, s, pad, dil, ceil), want)
+    # Through walked strides: every other column of a wider array, rows reversed.
+    wide = np.zeros(shape[:3] + (2 * shape[3],), dtype)
+    wide[..., ::2] = x
+    np.testing.assert_array_equal(fastconv.max_pool2d(wide[..., ::2], k, s, pad, dil, ceil),
+                                  want)
+    flipped = np.ascontiguousarray(x[:, :, ::-1])[:, :, ::-1]
+    np.testing.assert_array_equal(fastconv.max_pool2d(flipped, k, s, pad, dil, ceil), want)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_rows_max_pool_many_planes(threads):
+    """Planes split over threads: a row's vector stores past its end stay in its plane."""
+    x = _data((3, 37, 9, 13), np.float32, 4)
+    with fastconv.threads(threads):
+        for k, s, pad, ceil in ((3, 2, 1, True), (2, 2, 0, False), (3, 1, 1, False)):
+            want = loop_pool(x, (k, k), (s, s), (pad, pad), (1, 1), ceil, "max")
+            np.testing.assert_array_equal(fastconv.max_pool2d(x, k, s, pad, 1, ceil), want)
+
+
+@pytest.mark.parametrize("pads", [((2, 0), (2, 0)), ((0, 2), (1, 2)), ((2, 2), (2, 2))])
+def test_rows_max_pool_wide_pads(pads):
+    """ONNX pads up to the window minus one (more than torch allows) on the same kernel."""
+    x = _data((1, 3, 8, 11), np.float32, 6)
+    (t, b), (l, r) = pads
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (t, b), (l, r)),
+                constant_values=-np.inf)
+    want = loop_pool(xp, (3, 3), (2, 2), (0, 0), (1, 1), False, "max")
+    got = fastconv.pool.window_pool2d(x, 3, 2, pads)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", ROWS_CASES, ids=str)
+def test_rows_max_pool_against_torch(case, dtype):
+    torch = pytest.importorskip("torch")
+    shape, k, s, pad, dil, ceil = case
+    x = _data(shape, dtype, 13)
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, pad, dil,
+                                          ceil_mode=ceil).numpy()
+    np.testing.assert_array_equal(fastconv.max_pool2d(x, k, s, pad, dil, ceil), want)
+
+
+def loop_avg_in_order(x, k, s, pad, ceil_mode, count_include_pad):
+    """Average pooling in x's own dtype, each window's taps inside the input added
+    one by one, rows then columns, from 0 -- the order the C kernels document --
+    then divided by torch's count: the exact bits the kernels must give."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = k, s, pad
+    want = loop_pool(x, k, s, pad, (1, 1), ceil_mode, "avg", count_include_pad)
+    t = x.dtype.type
+    y = np.zeros(want.shape, x.dtype)
+    for b, ch, oy, ox in itertools.product(*map(range, want.shape)):
+        acc, count = t(0), 0
+        for i in range(kh):
+            for j in range(kw):
+                iy, ix = oy * sh - ph + i, ox * sw - pw + j
+                if 0 <= iy < h and 0 <= ix < w:
+                    acc = t(acc + x[b, ch, iy, ix])
+                    count += 1
+        if count_include_pad:
+            count = (min(oy * sh - ph + kh, h + ph) - (oy * sh - ph)) * \
+                (min(ox * sw - pw + kw, w + pw) - (ox * sw - pw))
+        y[b, ch, oy, ox] = t(acc / t(count))
+    return y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [c for c in ROWS_CASES if c[4] == 1 and c[0][3] < 300],
+                         ids=str)
+def test_rows_avg_pool_every_isa(case, dtype, isa):
+    shape, k, s, pad, _, ceil = case
+    x = _data(shape, dtype, len(str(case)) + 1)
+    for include_pad in (True, False):
+        want = loop_avg_in_order(x, _pairs(k), _pairs(s), _pairs(pad), ceil, include_pad)
+        np.testing.assert_array_equal(fastconv.avg_pool2d(x, k, s, pad, ceil, include_pad),
+                                      want)
+        strided = np.zeros(shape[:3] + (2 * shape[3],), dtype)
+        strided[..., ::2] = x
+        np.testing.assert_array_equal(
+            fastconv.avg_pool2d(strided[..., ::2], k, s, pad, ceil, include_pad), want)

@@ -6,10 +6,13 @@
 /* Elements of scratch per thread for the kernels' short-row path (a padded
  * copy of the plane and its accumulator, pool.inc), or 0 where the rows are
  * long enough for the row kernel, the strides differ, the map is pooled
- * whole, or the plane is large. */
+ * whole, the plane is large, or the rows-then-columns max kernel runs at
+ * stride 2 (at stride 1 the short-row path is faster on short rows). */
 static int64_t pool_flat_elems(const fc_pool_args *a)
 {
     if (a->stride_h != a->stride_w || a->ow >= 64)
+        return 0;
+    if (fc_pool_rows_fits(a) && a->stride_w == 2)
         return 0;
     if (a->oh == 1 && a->ow == 1 && a->kh == a->h && a->kw == a->w)
         return 0;

@@ -25,6 +25,8 @@
                     x = 0;                                                              \
                 else if (ep->slope_mode != FC_BIAS_NONE && x < 0)                       \
                     x *= slope[ep->slope_mode == FC_BIAS_PER_ROW ? i : j];              \
+                if (ep->clip && x > (T)ep->clip_max)                                    \
+                    x = (T)ep->clip_max;                                                \
                 *cij = x;                                                               \
             }                                                                           \
     }

@@ -166,6 +166,20 @@ def activation(relu, negative_slope, channels: int, dtype):
                                                 (channels,)))
 
 
+def clip_bound(clip_max, relu):
+    """clip_max as a float (> 0, the top of ReLU6's [0, 6]) or None; it needs relu=True."""
+    if clip_max is None:
+        return None
+    if isinstance(clip_max, (bool, np.bool_)) or not isinstance(clip_max, (int, float, np.integer,
+                                                                           np.floating)):
+        raise TypeError(f"clip_max must be a number; got {clip_max!r}")
+    if not clip_max > 0:
+        raise ValueError(f"clip_max must be above 0 (NaN is not); got {clip_max!r}")
+    if relu is not True:
+        raise ValueError("clip_max needs relu=True: the result is clamped to [0, clip_max]")
+    return float(clip_max)
+
+
 def apply_slope(y: np.ndarray, slope: np.ndarray, axis: int) -> None:
     """PReLU in place along `axis` of y: y < 0 ? slope * y : y (NaN passes),
     for backends whose kernels do not fuse it into their store."""

@@ -40,17 +40,19 @@ def matmul(a, b, *, backend=None, out=None):
 
 
 def linear(x, weight, bias=None, *, backend=None, out=None, relu=False,
-           negative_slope=None):
+           negative_slope=None, clip_max=None):
     """x @ weight.T + bias, with weight (out_features, in_features), as torch's F.linear.
     weight may be a PackedWeight (holding the bias).  relu=True applies ReLU
     in the kernel's store; negative_slope (a scalar or one per output
-    feature) applies PReLU there instead: y < 0 ? slope * y : y."""
+    feature) applies PReLU there instead: y < 0 ? slope * y : y.  clip_max
+    (> 0, with relu=True) clamps the result at it too (ReLU6: clip_max=6)."""
     be = resolve_backend(backend)
     packed = None
     if isinstance(weight, PackedWeight):
         packed, (weight, bias) = weight, weight.unpack("linear", bias, 2)
     x, weight, bias = _args.linear_args(x, weight, bias)
     relu = _args.activation(relu, negative_slope, weight.shape[0], x.dtype)
+    clip_max = _args.clip_bound(clip_max, relu)
     shape = x.shape[:-1] + (weight.shape[0],)
     out = _args.out_array(out, shape, x.dtype)
     target, out = _result(out, shape, x.dtype, x, weight, bias)
@@ -58,10 +60,13 @@ def linear(x, weight, bias=None, *, backend=None, out=None, relu=False,
         x2, y2 = (x, target) if x.ndim == 2 else (x[None], target[None])
         kernels, can = _backend(be), capabilities(be)
         relu, slope = _epilogue(can, relu)
+        fused = clip_max if can.fused_clip else None
         _gemm(kernels.gemm, x2, weight.T, y2, bias, 1, relu,
-              packed if can.packed else None, ("b", 0))
+              packed if can.packed else None, ("b", 0), fused)
         if slope is not None:
             _args.apply_slope(target, slope, -1)
+        if clip_max is not None and fused is None:
+            np.minimum(target, clip_max, out=target)
     return _finish(target, out)
 
 
@@ -73,21 +78,23 @@ def _epilogue(can, relu):
     return relu, None
 
 
-def _gemm(gemm, a, b, y, bias, bias_axis, relu, packed, key):
+def _gemm(gemm, a, b, y, bias, bias_axis, relu, packed, key, clip_max=None):
     """gemm(a, b, y, ...), the weight operand (key[0]: "a" or "b") read from its
     pack in `packed` when there is one (C backend).  A matrix-vector product
-    (M or N = 1) streams the weight where it lies, so it gets no pack."""
+    (M or N = 1) streams the weight where it lies, so it gets no pack.
+    clip_max: the store's clamp (a backend with fused_clip), or None."""
+    clip = {} if clip_max is None else {"clip_max": clip_max}
     if packed is None or a.shape[0] == 1 or b.shape[1] == 1 or a.shape[1] == 0:
-        gemm(a, b, y, bias, bias_axis, relu)
+        gemm(a, b, y, bias, bias_axis, relu, **clip)
     else:
         side = key[0]
         pk = packed.gemm_operand(key, side, a if side == "a" else b)
-        gemm(a, b, y, bias, bias_axis, relu, packed=pk)
+        gemm(a, b, y, bias, bias_axis, relu, packed=pk, **clip)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            algorithm="auto", backend=None, layout="NCHW", out=None, relu=False,
-           negative_slope=None):
+           negative_slope=None, clip_max=None):
     """2-D convolution with torch.nn.functional.conv2d semantics.
 
     x is (N, C, H, W), or (N, H, W, C) with layout="NHWC" (the output then is
@@ -97,6 +104,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     "direct" or "im2col"; fastconv.lower.conv2d shows what each one runs.
     relu=True applies ReLU in the kernel's store; negative_slope (a scalar or
     one per output channel) applies PReLU there instead: y < 0 ? slope * y : y.
+    clip_max (> 0, with relu=True) clamps the result at it too (ReLU6: clip_max=6).
     """
     be = resolve_backend(backend)
     _args.choice("algorithm", algorithm, _args.ALGORITHMS)
@@ -105,7 +113,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         packed, (weight, bias) = weight, weight.unpack("conv2d", bias, 4)
     x, weight, bias, p = _args.conv2d_args(x, weight, bias, stride, padding, dilation,
                                            groups, layout)
+    return run_conv2d(x, weight, bias, p, packed, algorithm, be, relu, negative_slope, out,
+                      clip_max)
+
+
+def run_conv2d(x, weight, bias, p, packed, algorithm, be, relu=False, negative_slope=None,
+               out=None, clip_max=None):
+    """conv2d after its validation: x, weight, bias and p (ConvParams) as
+    _args.conv2d_args returned them for the call, packed their PackedWeight
+    or None, be a resolved backend.  A layer that keeps p per input shape
+    and dtype calls this directly (nn.Conv2d)."""
     relu = _args.activation(relu, negative_slope, p.k, x.dtype)
+    clip_max = _args.clip_bound(clip_max, relu)
     out = _args.out_array(out, p.out_shape, x.dtype)
     target, out = _result(out, p.out_shape, x.dtype, x, weight, bias)
     if target.size == 0:
@@ -114,29 +133,35 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     kernels, can = _backend(be), capabilities(be)
     relu, slope = _epilogue(can, relu)
     packed = packed if can.packed else None
+    fused = clip_max if can.fused_clip else None
+    clip = {} if fused is None else {"clip_max": fused}
     if not can.runs_plan:
-        kernels.conv2d(x, weight, bias, p, None, target, 0, relu)
+        kernels.conv2d(x, weight, bias, p, None, target, 0, relu, **clip)
     elif plan.algorithm == "gemm":
-        _conv_as_gemm(kernels.gemm, x, weight, bias, p, target, relu, packed)
+        _conv_as_gemm(kernels.gemm, x, weight, bias, p, target, relu, packed, fused)
     elif packed is not None:
         kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu,
-                       packed=packed.conv(plan.algorithm, p.groups, p.layout))
+                       packed=packed.conv(plan.algorithm, p.groups, p.layout), **clip)
     else:
-        kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu)
+        kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu,
+                       **clip)
     if slope is not None:
         _args.apply_slope(target, slope, 1 if p.layout == "NCHW" else 3)
+    if clip_max is not None and fused is None:
+        np.minimum(target, clip_max, out=target)
     return _finish(target, out)
 
 
-def _conv_as_gemm(gemm, x, weight, bias, p, y, relu, packed=None):
+def _conv_as_gemm(gemm, x, weight, bias, p, y, relu, packed=None, clip_max=None):
     """Run a full-size or 1x1 conv as the GEMM it is (see fastconv.lower);
-    packed: the PackedWeight of weight (C backend), or None."""
+    packed: the PackedWeight of weight (C backend), or None; clip_max: the
+    store's clamp (fused_clip), or None."""
     if p.is_full_size:
         # An FC layer: y[N, K] = x[N, C*H*W] @ weight[K, C*H*W].T -- the very
         # call linear() makes, so the two agree bit for bit.
         xm = x.reshape(p.n, -1) if p.layout == "NCHW" else x.transpose(0, 3, 1, 2).reshape(p.n, -1)
         _gemm(gemm, xm, weight.reshape(p.k, -1).T, y.reshape(p.n, p.k), bias, 1, relu, packed,
-              ("b", 0))
+              ("b", 0), clip_max)
         return
     cg, kg = p.c // p.groups, p.k // p.groups
     for g in range(p.groups):
@@ -152,4 +177,4 @@ def _conv_as_gemm(gemm, x, weight, bias, p, y, relu, packed=None):
                       y[n, g * kg:(g + 1) * kg].reshape(kg, -1)) for n in range(p.n)]
         for xm, yg in views:
             a, b, bias_axis = lower.group_gemm(p.layout, wg, xm)
-            _gemm(gemm, a, b, yg, bg, bias_axis, act, packed, key)
+            _gemm(gemm, a, b, yg, bg, bias_axis, act, packed, key, clip_max)

@@ -9,8 +9,8 @@
 
 Nodes may be listed in any order; the constructor sorts them topologically
 (a cycle is a ValueError), drops nodes no output depends on, and hands a ReLU
-(or a Clip to [0, hi]) that is the only consumer of a Conv2d/Linear output to
-that layer's kernel (and a ReLU after an Add to the Add).  A call keeps
+(or a Clip to [0, hi], clamped in the same store) that is the only consumer of
+a Conv2d/Linear output to that layer's kernel (and a ReLU after an Add to the Add).  A call keeps
 each activation only until its last consumer has run; an Add writes its sum
 into an input that dies with it when no other value shares that memory, and
 convolutions whose outputs only a channel Concat reads write straight into
@@ -32,8 +32,9 @@ from . import layers as L
 @dataclass(frozen=True)
 class Node:
     """One layer applied to named values.  relu / negative_slope / clip_max:
-    an epilogue run in (relu, PReLU slopes) or right after (clip_max) the
-    layer's kernel; set by fusion."""
+    an epilogue run in (relu, PReLU slopes; clip_max above 0 after a ReLU in
+    a Conv2d/Linear) or right after (clip_max otherwise) the layer's kernel;
+    set by fusion."""
     layer: Module
     inputs: tuple
     outputs: tuple
@@ -197,6 +198,10 @@ class Graph(Module):
         for i, (node, frees) in enumerate(zip(self.nodes, self._plan)):
             args = [env[name] for name in node.inputs]
             kwargs = {"relu": True} if node.relu else {}
+            clip = node.clip_max
+            if clip is not None and clip > 0 and node.relu and \
+                    isinstance(node.layer, (Conv2d, Linear)):   # ReLU6: clamped in the store
+                kwargs["clip_max"], clip = clip, None
             if node.negative_slope is not None:
                 kwargs["negative_slope"] = node.negative_slope
             if type(node.layer) is L.Add and len(args) == 2:
@@ -218,8 +223,8 @@ class Graph(Module):
                 y = node.layer.forward(*args, **kwargs)
             except (ValueError, TypeError) as e:
                 raise _same_kind(e)(f"node {node.name!r} ({node.describe()}): {e}") from e
-            if node.clip_max is not None:
-                np.minimum(y, node.clip_max, out=y)  # y is the kernel's fresh output
+            if clip is not None:
+                np.minimum(y, clip, out=y)  # y is the kernel's fresh output
             if len(node.outputs) == 1:
                 env[node.outputs[0]] = y
             else:

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _args, api, lower, pool
 from .convert import fc_to_conv
+from .config import resolve_backend
 from .packed import PackedWeight
 
 
@@ -153,6 +154,7 @@ class _Weighted(Module):
 
 class Conv2d(_Weighted):
     """conv2d with fixed weight (K, C/groups, kh, kw) and optional bias (K,)."""
+    _checked = None   # (PackedWeight, {input key: its ConvParams}), see forward
 
     def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                  algorithm="auto"):
@@ -168,11 +170,29 @@ class Conv2d(_Weighted):
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.groups, self.algorithm = groups, algorithm
 
-    def forward(self, x, relu=False, negative_slope=None, out=None):
+    def forward(self, x, relu=False, negative_slope=None, out=None, clip_max=None):
         x = _input(self, x, dtype=self.weight.dtype)
-        return api.conv2d(x, self.packed(), None, self.stride, self.padding, self.dilation,
-                          self.groups, algorithm=self.algorithm, relu=relu,
-                          negative_slope=negative_slope, out=out)
+        packed = self.packed()
+        # conv2d's validation depends only on these (and the weights, which
+        # `packed` stands for), so its result is kept per key and reused.
+        key = (x.shape, x.dtype, self.stride, self.padding, self.dilation, self.groups,
+               self.algorithm)
+        checked = self._checked
+        if checked is None or checked[0] is not packed:
+            checked = self._checked = (packed, {})
+        try:
+            p = checked[1].get(key)
+        except TypeError:   # an unhashable setting (a list): validate every call
+            key, p = None, None
+        if p is None:
+            _args.choice("algorithm", self.algorithm, _args.ALGORITHMS)
+            _, _, _, p = _args.conv2d_args(x, packed.weight, packed.bias, self.stride,
+                                           self.padding, self.dilation, self.groups, "NCHW")
+            if key is not None:
+                checked[1][key] = p
+        return api.run_conv2d(x, packed.weight, packed.bias, p, packed, self.algorithm,
+                              resolve_backend(None), relu=relu, negative_slope=negative_slope,
+                              out=out, clip_max=clip_max)
 
     def _params(self, shape):
         x = _shape_only((1,) + _sample_shape(self, shape, 3, "(C, H, W)"))
@@ -200,9 +220,10 @@ class Linear(_Weighted):
         weight = _float_weight("weight", weight, 2, "(out_features, in_features)")
         super().__init__(weight, bias)
 
-    def forward(self, x, relu=False, negative_slope=None):
+    def forward(self, x, relu=False, negative_slope=None, clip_max=None):
         x = _input(self, x, dtype=self.weight.dtype)
-        return api.linear(x, self.packed(), relu=relu, negative_slope=negative_slope)
+        return api.linear(x, self.packed(), relu=relu, negative_slope=negative_slope,
+                          clip_max=clip_max)
 
     def output_shape(self, shape):
         if _args.shape("input_shape", shape) != (self.weight_shape[1],):

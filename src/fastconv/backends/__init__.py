@@ -16,7 +16,9 @@ slopes along the output channels (fastconv._args.activation); fastconv.api
 applies the slopes itself after a backend without it.
 
 The C backend's gemm and conv2d also take packed= (a pack made by its
-pack_gemm / pack_conv, see fastconv.packed), which the others never receive.
+pack_gemm / pack_conv, see fastconv.packed), which the others never receive,
+and clip_max= (with relu=True, min(y, clip_max) in the store too: ReLU6),
+which fastconv.api applies itself after a backend without Capabilities.fused_clip.
 
 Lowering to GEMM without a copy (full-size and 1x1 convs) happens above the
 backends, in fastconv.api, so every backend runs those through its gemm.
@@ -46,6 +48,8 @@ class Capabilities:
     fused_prelu: bool = False
     #: It runs algorithm="winograd" (and "auto" may pick it, by fastconv.config).
     winograd: bool = False
+    #: gemm and conv2d take clip_max= and clamp at it after the ReLU in their store.
+    fused_clip: bool = False
 
 
 # The C cost model (docs/TUNING.md, "Algorithm choice"): direct convolution
@@ -60,7 +64,7 @@ _C_DIRECT = frozenset({"depthwise", "grouped", "kxk"})
 _MODULES = {"c": "c", "numba": "numba", "numpy": "reference"}
 CAPABILITIES = {
     "c": Capabilities(runs_plan=True, packed=True, auto_direct=_C_DIRECT, fused_prelu=True,
-                      winograd=True),
+                      winograd=True, fused_clip=True),
     # Numba's direct conv runs on register tiles like the C core's, and its
     # algorithms rank the same (docs/TUNING.md): the C rule.
     "numba": Capabilities(runs_plan=True, packed=False, auto_direct=_C_DIRECT),

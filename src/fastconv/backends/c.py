@@ -96,7 +96,7 @@ def _slope(relu):
 
 
 def gemm_args(a, b, c, bias, bias_mode, relu, accumulate=False, slope=None,
-              slope_mode=None) -> dict:
+              slope_mode=None, clip_max=None) -> dict:
     """fc_gemm_args (csrc/fastconv.h) by field name, for C = A B with A, B, C
     walkable; slope (PReLU) per row or column by slope_mode (FC_BIAS_*)."""
     (rsa, csa), (rsb, csb), (rsc, csc) = _estrides(a), _estrides(b), _estrides(c)
@@ -104,12 +104,13 @@ def gemm_args(a, b, c, bias, bias_mode, relu, accumulate=False, slope=None,
             "a": _ptr(a), "rsa": rsa, "csa": csa, "b": _ptr(b), "rsb": rsb, "csb": csb,
             "c": _ptr(c), "rsc": rsc, "csc": csc, "bias": _ptr(bias), "bias_mode": bias_mode,
             "relu": int(relu), "accumulate": int(accumulate), "slope": _ptr(slope),
-            "slope_mode": lib.FC_BIAS_NONE if slope is None else slope_mode}
+            "slope_mode": lib.FC_BIAS_NONE if slope is None else slope_mode,
+            "clip": int(clip_max is not None), "clip_max": 0.0 if clip_max is None else clip_max}
 
 
-def gemm(a, b, out, bias=None, bias_axis=1, relu=False, packed=None):
+def gemm(a, b, out, bias=None, bias_axis=1, relu=False, packed=None, clip_max=None):
     """packed: a or b packed once by pack_gemm (the call then reads that operand there).
-    relu: a flag, or PReLU slopes along bias_axis."""
+    relu: a flag, or PReLU slopes along bias_axis; clip_max (with relu): min(y, clip_max)."""
     a, b = _usable(a), _usable(b)
     target = out if _walkable(out) else np.empty(out.shape, out.dtype)
     relu, slope = _slope(relu)
@@ -121,13 +122,13 @@ def gemm(a, b, out, bias=None, bias_axis=1, relu=False, packed=None):
         bias_mode = axis_mode
     use_threads()
     g = ffi.new("fc_gemm_args *", gemm_args(a, b, target, bias, bias_mode, relu, slope=slope,
-                                            slope_mode=axis_mode))
+                                            slope_mode=axis_mode, clip_max=clip_max))
     _check(_GEMM[a.dtype](g) if packed is None else _GEMM_PACKED[a.dtype](g, packed))
     if target is not out:
         out[...] = target
 
 
-def conv_args(x, weight, bias, p, out, ws, relu, slope=None) -> dict:
+def conv_args(x, weight, bias, p, out, ws, relu, slope=None, clip_max=None) -> dict:
     """fc_conv_args (csrc/fastconv.h) by field name: x walkable; weight, bias
     (or None), out, ws and slope (or None) contiguous."""
     sn, s1, s2, s3 = _estrides(x)
@@ -140,10 +141,12 @@ def conv_args(x, weight, bias, p, out, ws, relu, slope=None) -> dict:
             "layout": lib.FC_NCHW if nchw else lib.FC_NHWC,
             "x": _ptr(x), "xs_n": sn, "xs_c": xs_c, "xs_h": xs_h, "xs_w": xs_w,
             "weight": _ptr(weight), "bias": _ptr(bias), "y": _ptr(out), "relu": int(relu),
-            "ws": _ptr(ws), "ws_bytes": 0 if ws is None else ws.nbytes, "slope": _ptr(slope)}
+            "ws": _ptr(ws), "ws_bytes": 0 if ws is None else ws.nbytes, "slope": _ptr(slope),
+            "clip": int(clip_max is not None), "clip_max": 0.0 if clip_max is None else clip_max}
 
 
-def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, packed=None):
+def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, packed=None,
+           clip_max=None):
     """packed: the weights packed once by pack_conv for `algorithm` (direct: with
     the bias; im2col: the weight must still be passed; winograd: the bias must)."""
     x = _usable(x)
@@ -151,7 +154,7 @@ def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, pack
     bias = None if bias is None else _contiguous(bias)
     ws = np.empty(workspace_bytes, np.uint8) if algorithm in ("im2col", "winograd") else None
     relu, slope = _slope(relu)
-    a = ffi.new("fc_conv_args *", conv_args(x, weight, bias, p, out, ws, relu, slope))
+    a = ffi.new("fc_conv_args *", conv_args(x, weight, bias, p, out, ws, relu, slope, clip_max))
     use_threads()
     if packed is None:
         _check(_CONV[algorithm, x.dtype](a))
@@ -219,13 +222,21 @@ def place_workers(n: int) -> None:
     lib.fc_place_workers(n)
 
 
+_isa_name = []   # the active ISA's name once read; set_isa changes it
+
+
 def isa() -> str:
-    return ffi.string(lib.fc_isa_name()).decode()
+    if not _isa_name:
+        _isa_name.append(ffi.string(lib.fc_isa_name()).decode())
+    return _isa_name[0]
 
 
 def set_isa(name: str) -> None:
     """Force the kernel ISA ("generic", "avx2", "avx512"); for tests and benchmarks."""
-    if lib.fc_set_isa(name.encode()) != 0:
+    _isa_name.clear()
+    rc = lib.fc_set_isa(name.encode())
+    _isa_name.clear()
+    if rc != 0:
         raise ValueError(f"ISA {name!r} is unknown or not supported by this CPU")
 
 
