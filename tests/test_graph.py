@@ -56,9 +56,11 @@ def test_residual_block_matches_definition(backend):
 def test_sorting_fusion_and_pruning():
     rng = np.random.default_rng(1)
     g, _ = residual_block(rng)
-    assert [n.name for n in g.nodes] == ["conv1", "conv2", "add"]
-    assert g.nodes[0].relu and g.nodes[0].outputs == ("h1",) and not g.nodes[1].relu
-    assert g.nodes[2].relu and g.nodes[2].outputs == ("y",)   # the closing ReLU
+    # conv2 takes the Add (its other input "x" as the residual) and the closing ReLU.
+    assert [n.name for n in g.nodes] == ["conv1", "conv2"]
+    assert g.nodes[0].relu and g.nodes[0].outputs == ("h1",) and not g.nodes[0].residual
+    assert g.nodes[1].residual and g.nodes[1].inputs == ("h1", "x")
+    assert g.nodes[1].relu and g.nodes[1].outputs == ("y",)
     # A node no output needs is dropped; one a graph output reads is not fused.
     w = rand(rng, 2, 2, 1, 1)
     g = nn.Graph([("c", nn.Conv2d(w), ["x"], ["a"]), ("r", nn.ReLU(), ["a"], ["b"]),

@@ -180,6 +180,30 @@ def clip_bound(clip_max, relu):
     return float(clip_max)
 
 
+def residual_array(residual, shape, dtype) -> np.ndarray:
+    """A conv's residual= input: a float array of `dtype` broadcastable to `shape`."""
+    residual = float_array("residual", residual, dtype)
+    try:
+        ok = np.broadcast_shapes(residual.shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"residual must broadcast to the output's shape {tuple(shape)}; "
+                         f"got shape {residual.shape}")
+    return residual
+
+
+def apply_activation(y: np.ndarray, relu, clip_max, axis: int) -> None:
+    """The store's epilogue in place, after the kernel: ReLU (y < 0 ? 0 : y,
+    so NaN and -0.0 pass), PReLU slopes along `axis`, then min(y, clip_max)."""
+    if isinstance(relu, np.ndarray):
+        apply_slope(y, relu, axis)
+    elif relu:
+        np.copyto(y, 0, where=y < 0)
+    if clip_max is not None:
+        np.minimum(y, clip_max, out=y)
+
+
 def apply_slope(y: np.ndarray, slope: np.ndarray, axis: int) -> None:
     """PReLU in place along `axis` of y: y < 0 ? slope * y : y (NaN passes),
     for backends whose kernels do not fuse it into their store."""

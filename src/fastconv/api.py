@@ -78,12 +78,15 @@ def _epilogue(can, relu):
     return relu, None
 
 
-def _gemm(gemm, a, b, y, bias, bias_axis, relu, packed, key, clip_max=None):
+def _gemm(gemm, a, b, y, bias, bias_axis, relu, packed, key, clip_max=None, accumulate=False):
     """gemm(a, b, y, ...), the weight operand (key[0]: "a" or "b") read from its
     pack in `packed` when there is one (C backend).  A matrix-vector product
     (M or N = 1) streams the weight where it lies, so it gets no pack.
-    clip_max: the store's clamp (a backend with fused_clip), or None."""
+    clip_max: the store's clamp (a backend with fused_clip), or None;
+    accumulate: y += a @ b before the epilogue (a backend with accumulate)."""
     clip = {} if clip_max is None else {"clip_max": clip_max}
+    if accumulate:
+        clip["accumulate"] = True
     if packed is None or a.shape[0] == 1 or b.shape[1] == 1 or a.shape[1] == 0:
         gemm(a, b, y, bias, bias_axis, relu, **clip)
     else:
@@ -94,7 +97,7 @@ def _gemm(gemm, a, b, y, bias, bias_axis, relu, packed, key, clip_max=None):
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            algorithm="auto", backend=None, layout="NCHW", out=None, relu=False,
-           negative_slope=None, clip_max=None):
+           negative_slope=None, clip_max=None, residual=None):
     """2-D convolution with torch.nn.functional.conv2d semantics.
 
     x is (N, C, H, W), or (N, H, W, C) with layout="NHWC" (the output then is
@@ -105,6 +108,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     relu=True applies ReLU in the kernel's store; negative_slope (a scalar or
     one per output channel) applies PReLU there instead: y < 0 ? slope * y : y.
     clip_max (> 0, with relu=True) clamps the result at it too (ReLU6: clip_max=6).
+    residual: an array broadcastable to the output, added after the bias and
+    before the activation (a residual block's sum: relu(conv(x) + skip)); a
+    conv that runs as a GEMM adds it in the kernel's store.  out=residual
+    writes the result over it.
     """
     be = resolve_backend(backend)
     _args.choice("algorithm", algorithm, _args.ALGORITHMS)
@@ -114,11 +121,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     x, weight, bias, p = _args.conv2d_args(x, weight, bias, stride, padding, dilation,
                                            groups, layout)
     return run_conv2d(x, weight, bias, p, packed, algorithm, be, relu, negative_slope, out,
-                      clip_max)
+                      clip_max, residual)
 
 
 def run_conv2d(x, weight, bias, p, packed, algorithm, be, relu=False, negative_slope=None,
-               out=None, clip_max=None):
+               out=None, clip_max=None, residual=None):
     """conv2d after its validation: x, weight, bias and p (ConvParams) as
     _args.conv2d_args returned them for the call, packed their PackedWeight
     or None, be a resolved backend.  A layer that keeps p per input shape
@@ -126,11 +133,22 @@ def run_conv2d(x, weight, bias, p, packed, algorithm, be, relu=False, negative_s
     relu = _args.activation(relu, negative_slope, p.k, x.dtype)
     clip_max = _args.clip_bound(clip_max, relu)
     out = _args.out_array(out, p.out_shape, x.dtype)
+    if residual is not None:
+        residual = _args.residual_array(residual, p.out_shape, x.dtype)
     target, out = _result(out, p.out_shape, x.dtype, x, weight, bias)
     if target.size == 0:
         return _finish(target, out)
     plan = lower.plan_conv(p, x.itemsize, algorithm, be)
     kernels, can = _backend(be), capabilities(be)
+    if residual is not None:
+        if not (can.accumulate and can.runs_plan and plan.algorithm == "gemm"):
+            # The conv alone, then the sum and the activation here.
+            y = run_conv2d(x, weight, bias, p, packed, algorithm, be)
+            np.add(y, residual, out=target)
+            _args.apply_activation(target, relu, clip_max, 1 if p.layout == "NCHW" else 3)
+            return _finish(target, out)
+        if target is not residual:
+            np.copyto(target, residual)
     relu, slope = _epilogue(can, relu)
     packed = packed if can.packed else None
     fused = clip_max if can.fused_clip else None
@@ -138,7 +156,8 @@ def run_conv2d(x, weight, bias, p, packed, algorithm, be, relu=False, negative_s
     if not can.runs_plan:
         kernels.conv2d(x, weight, bias, p, None, target, 0, relu, **clip)
     elif plan.algorithm == "gemm":
-        _conv_as_gemm(kernels.gemm, x, weight, bias, p, target, relu, packed, fused)
+        _conv_as_gemm(kernels.gemm, x, weight, bias, p, target, relu, packed, fused,
+                      residual is not None)
     elif packed is not None:
         kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu,
                        packed=packed.conv(plan.algorithm, p.groups, p.layout), **clip)
@@ -152,16 +171,17 @@ def run_conv2d(x, weight, bias, p, packed, algorithm, be, relu=False, negative_s
     return _finish(target, out)
 
 
-def _conv_as_gemm(gemm, x, weight, bias, p, y, relu, packed=None, clip_max=None):
+def _conv_as_gemm(gemm, x, weight, bias, p, y, relu, packed=None, clip_max=None,
+                  accumulate=False):
     """Run a full-size or 1x1 conv as the GEMM it is (see fastconv.lower);
     packed: the PackedWeight of weight (C backend), or None; clip_max: the
-    store's clamp (fused_clip), or None."""
+    store's clamp (fused_clip), or None; accumulate: add into y (a residual)."""
     if p.is_full_size:
         # An FC layer: y[N, K] = x[N, C*H*W] @ weight[K, C*H*W].T -- the very
         # call linear() makes, so the two agree bit for bit.
         xm = x.reshape(p.n, -1) if p.layout == "NCHW" else x.transpose(0, 3, 1, 2).reshape(p.n, -1)
         _gemm(gemm, xm, weight.reshape(p.k, -1).T, y.reshape(p.n, p.k), bias, 1, relu, packed,
-              ("b", 0), clip_max)
+              ("b", 0), clip_max, accumulate)
         return
     cg, kg = p.c // p.groups, p.k // p.groups
     for g in range(p.groups):
@@ -177,4 +197,4 @@ def _conv_as_gemm(gemm, x, weight, bias, p, y, relu, packed=None, clip_max=None)
                       y[n, g * kg:(g + 1) * kg].reshape(kg, -1)) for n in range(p.n)]
         for xm, yg in views:
             a, b, bias_axis = lower.group_gemm(p.layout, wg, xm)
-            _gemm(gemm, a, b, yg, bg, bias_axis, act, packed, key, clip_max)
+            _gemm(gemm, a, b, yg, bg, bias_axis, act, packed, key, clip_max, accumulate)

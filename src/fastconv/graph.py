@@ -42,6 +42,9 @@ class Node:
     relu: bool = False
     clip_max: float | None = None
     negative_slope: object = None
+    #: The last input is added to a Conv2d's result before the epilogue (an
+    #: Add fused into the conv; set by fusion).
+    residual: bool = False
 
     def __post_init__(self):
         if not isinstance(self.layer, Module):
@@ -58,7 +61,8 @@ class Node:
             raise ValueError(f"node {self.name!r} has no outputs")
 
     def describe(self) -> str:
-        extra = (" + ReLU" if self.relu else "") + \
+        extra = (f" + {self.inputs[-1]}" if self.residual else "") + \
+            (" + ReLU" if self.relu else "") + \
             (" + PReLU" if self.negative_slope is not None else "") + \
             (f" + min({self.clip_max:g})" if self.clip_max is not None else "")
         return repr(self.layer) + extra
@@ -146,7 +150,8 @@ class Graph(Module):
             if o not in known and not any(o in n.outputs for n in nodes):
                 raise ValueError(f"output {o!r} is not produced by any node, input or constant")
         order = topological_order(nodes, known)
-        self.nodes = _fuse(_live(order, self.outputs), self.outputs)
+        self.nodes = _fuse_residual(_fuse(_live(order, self.outputs), self.outputs),
+                                    self.outputs)
         self._plan = self._frees()
         self._slots = _concat_slots(self.nodes, self.outputs)
         self._slot_shapes = {}
@@ -204,7 +209,13 @@ class Graph(Module):
                 kwargs["clip_max"], clip = clip, None
             if node.negative_slope is not None:
                 kwargs["negative_slope"] = node.negative_slope
-            if type(node.layer) is L.Add and len(args) == 2:
+            if node.residual:
+                kwargs["residual"] = args.pop()
+                buf = _residual_buffer(i, node, args[0], kwargs["residual"], frees, env, xs,
+                                       self._slot_shapes)
+                if buf is not None:
+                    kwargs["out"] = buf
+            elif type(node.layer) is L.Add and len(args) == 2:
                 buf = _dead_buffer(node, frees, args, env, xs)
                 if buf is not None:
                     kwargs["out"] = buf
@@ -250,11 +261,13 @@ class Graph(Module):
         rows = []
         for node in self.nodes:
             args = [vals[name] for name in node.inputs]
-            per = [a if isinstance(a, np.ndarray) else tuple(a[1:]) for a in args]
+            own = args[:len(args) - node.residual]   # a residual adds nothing to the shape
+            per = [a if isinstance(a, np.ndarray) else tuple(a[1:]) for a in own]
             flops = 0
             try:
                 if all(isinstance(a, np.ndarray) for a in args):
-                    out = np.asarray(node.layer.forward(*args))
+                    extra = {"residual": args[-1]} if node.residual else {}
+                    out = np.asarray(node.layer.forward(*own, **extra))
                 elif isinstance(node.layer, L.Shape):
                     out = np.array(args[0][node.layer.start:node.layer.end], np.int64)
                 else:
@@ -372,7 +385,8 @@ def _concat_slots(nodes, outputs):
                 len(set(n.inputs)) != len(n.inputs):
             continue
         parts = [producer.get(name) for name in n.inputs]
-        if not all(p is not None and type(p[1].layer) is Conv2d and len(p[1].outputs) == 1
+        if not all(p is not None and type(p[1].layer) is Conv2d and not p[1].residual
+                   and len(p[1].outputs) == 1
                    and readers[name] == 1 and name not in outputs
                    for p, name in zip(parts, n.inputs)):
             continue
@@ -404,6 +418,30 @@ def _slot(i, node, x, slot, joined, shapes):
     if buf.shape[0] != n or buf.shape[2:] != shape[1:] or buf.dtype != dtype:
         return None
     return buf[:, lo:hi]
+
+
+def _residual_buffer(i, node, x, residual, frees, env, inputs, shapes):
+    """The residual input of Conv2d node `i` when the conv can write its sum
+    over it (it dies with the node, has the result's shape and dtype, and
+    shares memory with no other live value), or None.  shapes: as in _slot."""
+    name = node.inputs[-1]
+    if name not in frees or node.inputs.count(name) > 1 or not isinstance(residual, np.ndarray) \
+            or not residual.flags.writeable or not residual.flags.c_contiguous \
+            or residual.dtype != node.layer._weight.dtype:
+        return None
+    key = (i, np.shape(x))
+    shape = shapes.get(key)
+    if shape is None:
+        try:
+            shape = shapes[key] = node.layer.output_shape(key[1][1:])
+        except (ValueError, TypeError):
+            return None     # the layer's own call reports it
+    if residual.shape != (np.shape(x)[0],) + tuple(shape):
+        return None
+    others = [v for k, v in env.items() if k != name] + list(inputs)
+    if any(isinstance(v, np.ndarray) and np.may_share_memory(residual, v) for v in others):
+        return None
+    return residual
 
 
 def _dead_buffer(node, frees, args, env, inputs):
@@ -488,3 +526,31 @@ def _fuse(nodes, outputs):
                 dropped.add(id(users[0]))
         out.append(n)
     return out
+
+
+def _fuse_residual(nodes, outputs):
+    """A Conv2d with no epilogue whose output only a two-input Add reads takes
+    the Add's other input as its residual (added in the conv's store, before
+    the Add's ReLU) and runs where the Add ran, when both inputs exist."""
+    readers = {}
+    for n in nodes:
+        for name in n.inputs:
+            readers.setdefault(name, []).append(n)
+    merged, dropped = {}, set()
+    for n in nodes:
+        if type(n.layer) is not Conv2d or n.relu or n.clip_max is not None or \
+                n.negative_slope is not None or n.residual or len(n.outputs) != 1 or \
+                n.outputs[0] in outputs:
+            continue
+        users = readers.get(n.outputs[0], [])
+        add = users[0] if len(users) == 1 else None
+        if add is None or type(add.layer) is not L.Add or len(add.inputs) != 2 or \
+                id(add) in merged or add.clip_max is not None:
+            continue
+        other = [name for name in add.inputs if name != n.outputs[0]]
+        if len(other) != 1:
+            continue    # conv(x) + conv(x)
+        merged[id(add)] = replace(n, inputs=n.inputs + (other[0],), outputs=add.outputs,
+                                  relu=add.relu, residual=True)
+        dropped.add(id(n))
+    return [merged.get(id(n), n) for n in nodes if id(n) not in dropped]

@@ -170,7 +170,8 @@ class Conv2d(_Weighted):
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.groups, self.algorithm = groups, algorithm
 
-    def forward(self, x, relu=False, negative_slope=None, out=None, clip_max=None):
+    def forward(self, x, relu=False, negative_slope=None, out=None, clip_max=None,
+                residual=None):
         x = _input(self, x, dtype=self.weight.dtype)
         packed = self.packed()
         # conv2d's validation depends only on these (and the weights, which
@@ -192,7 +193,7 @@ class Conv2d(_Weighted):
                 checked[1][key] = p
         return api.run_conv2d(x, packed.weight, packed.bias, p, packed, self.algorithm,
                               resolve_backend(None), relu=relu, negative_slope=negative_slope,
-                              out=out, clip_max=clip_max)
+                              out=out, clip_max=clip_max, residual=residual)
 
     def _params(self, shape):
         x = _shape_only((1,) + _sample_shape(self, shape, 3, "(C, H, W)"))

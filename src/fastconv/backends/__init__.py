@@ -18,7 +18,8 @@ applies the slopes itself after a backend without it.
 The C backend's gemm and conv2d also take packed= (a pack made by its
 pack_gemm / pack_conv, see fastconv.packed), which the others never receive,
 and clip_max= (with relu=True, min(y, clip_max) in the store too: ReLU6),
-which fastconv.api applies itself after a backend without Capabilities.fused_clip.
+which fastconv.api applies itself after a backend without Capabilities.fused_clip,
+and accumulate=True (out += a @ b before the epilogue; Capabilities.accumulate).
 
 Lowering to GEMM without a copy (full-size and 1x1 convs) happens above the
 backends, in fastconv.api, so every backend runs those through its gemm.
@@ -50,6 +51,9 @@ class Capabilities:
     winograd: bool = False
     #: gemm and conv2d take clip_max= and clamp at it after the ReLU in their store.
     fused_clip: bool = False
+    #: gemm takes accumulate=True (out += a @ b, then bias and activation), so
+    #: fastconv.api adds a residual in the store of a conv it runs as a GEMM.
+    accumulate: bool = False
 
 
 # The C cost model (docs/TUNING.md, "Algorithm choice"): direct convolution
@@ -64,7 +68,7 @@ _C_DIRECT = frozenset({"depthwise", "grouped", "kxk"})
 _MODULES = {"c": "c", "numba": "numba", "numpy": "reference"}
 CAPABILITIES = {
     "c": Capabilities(runs_plan=True, packed=True, auto_direct=_C_DIRECT, fused_prelu=True,
-                      winograd=True, fused_clip=True),
+                      winograd=True, fused_clip=True, accumulate=True),
     # Numba's direct conv runs on register tiles like the C core's, and its
     # algorithms rank the same (docs/TUNING.md): the C rule.
     "numba": Capabilities(runs_plan=True, packed=False, auto_direct=_C_DIRECT),

@@ -108,11 +108,14 @@ def gemm_args(a, b, c, bias, bias_mode, relu, accumulate=False, slope=None,
             "clip": int(clip_max is not None), "clip_max": 0.0 if clip_max is None else clip_max}
 
 
-def gemm(a, b, out, bias=None, bias_axis=1, relu=False, packed=None, clip_max=None):
+def gemm(a, b, out, bias=None, bias_axis=1, relu=False, packed=None, clip_max=None,
+         accumulate=False):
     """packed: a or b packed once by pack_gemm (the call then reads that operand there).
-    relu: a flag, or PReLU slopes along bias_axis; clip_max (with relu): min(y, clip_max)."""
+    relu: a flag, or PReLU slopes along bias_axis; clip_max (with relu): min(y, clip_max);
+    accumulate: out += a @ b (before bias and activation) instead of out = a @ b."""
     a, b = _usable(a), _usable(b)
-    target = out if _walkable(out) else np.empty(out.shape, out.dtype)
+    target = out if _walkable(out) else (out.copy() if accumulate
+                                         else np.empty(out.shape, out.dtype))
     relu, slope = _slope(relu)
     axis_mode = lib.FC_BIAS_PER_ROW if bias_axis == 0 else lib.FC_BIAS_PER_COL
     if bias is None:
@@ -121,8 +124,9 @@ def gemm(a, b, out, bias=None, bias_axis=1, relu=False, packed=None, clip_max=No
         bias = _contiguous(bias)
         bias_mode = axis_mode
     use_threads()
-    g = ffi.new("fc_gemm_args *", gemm_args(a, b, target, bias, bias_mode, relu, slope=slope,
-                                            slope_mode=axis_mode, clip_max=clip_max))
+    g = ffi.new("fc_gemm_args *", gemm_args(a, b, target, bias, bias_mode, relu, accumulate,
+                                            slope=slope, slope_mode=axis_mode,
+                                            clip_max=clip_max))
     _check(_GEMM[a.dtype](g) if packed is None else _GEMM_PACKED[a.dtype](g, packed))
     if target is not out:
         out[...] = target
