@@ -36,7 +36,7 @@ from numba.extending import overload, register_jitable
 from . import _args
 from .backends.numba import _runtime
 from .backends.numba.conv import _direct
-from .backends.numba.gemm import NO_PATCHES, run_kernel, zero_of
+from .backends.numba.gemm import NO_PATCHES, Patches, run_kernel, zero_of
 
 __all__ = ["conv2d", "linear", "matmul"]
 
@@ -73,14 +73,16 @@ def _conv2d(x, weight, bias, has_bias, sh, sw, pt, pb, pl, pr, dh, dw, groups):
     # patches packed straight from the image (see conv.py); 1x1 stride-1
     # unpadded convs read the image itself as the matrix.
     pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt + pb + pl + pr == 0
-    geom = NO_PATCHES if pointwise else (ow, 0, sh, sw, dh, dw, pt, pl, kh, kw, h, w, h * w, w, 1)
+    patches = NO_PATCHES if pointwise else Patches(
+        ow=ow, r0=0, sh=sh, sw=sw, dh=dh, dw=dw, pad_top=pt, pad_left=pl, kh=kh, kw=kw,
+        h=h, w=w, xs_c=h * w, xs_h=w, xs_w=1)
     sb0, sb1 = (h * w, 1) if pointwise else (0, 0)
     kdim = cg * kh * kw
     bias_axis = 0 if has_bias else -1
     for img in range(n):
         for g in range(groups):
             run_kernel(wf, g * kg * kdim, kdim, 1, NO_PATCHES,
-                       xf, (img * c + g * cg) * h * w, sb0, sb1, geom,
+                       xf, (img * c + g * cg) * h * w, sb0, sb1, patches,
                        yf, (img * k + g * kg) * oh * ow, oh * ow, kg, oh * ow, kdim,
                        bias[g * kg:(g + 1) * kg], bias_axis, False, nthreads)
     return y

@@ -32,9 +32,10 @@ def _patches(x, n, g, cg, p, r0):
         sn, sc, sh, sw = strides
     else:
         sn, sh, sw, sc = strides
-    geom = (p.ow, r0, p.stride[0], p.stride[1], p.dilation[0], p.dilation[1],
-            p.padding[0], p.padding[2], p.kh, p.kw, p.h, p.w, sc, sh, sw)
-    return span, off + n * sn + g * cg * sc, 0, 0, geom
+    patches = _gemm.Patches(ow=p.ow, r0=r0, sh=p.stride[0], sw=p.stride[1], dh=p.dilation[0],
+                            dw=p.dilation[1], pad_top=p.padding[0], pad_left=p.padding[2],
+                            kh=p.kh, kw=p.kw, h=p.h, w=p.w, xs_c=sc, xs_h=sh, xs_w=sw)
+    return span, off + n * sn + g * cg * sc, 0, 0, patches
 
 
 def _im2col(x, weight, bias, p, out, workspace_bytes, relu):
