@@ -81,6 +81,13 @@ def padded_hw(h: int, w: int, padding) -> tuple[int, int]:
     return h + padding[0] + padding[1], w + padding[2] + padding[3]
 
 
+def conv_out_hw(ph: int, pw: int, kh: int, kw: int, dilation, stride) -> tuple[int, int]:
+    """(OH, OW) of a kh x kw conv over a ph x pw padded input.  padded_hw and
+    this are plain arithmetic, so fastconv.jit calls them in nopython code too."""
+    return ((ph - dilation[0] * (kh - 1) - 1) // stride[0] + 1,
+            (pw - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
+
+
 def choice(name: str, value, allowed) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
@@ -323,7 +330,7 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups, layout):
     if eh > ph or ew > pw:
         raise ValueError(f"kernel ({eh}x{ew} after dilation) is larger than the padded input "
                          f"({ph}x{pw}); x {x.shape}, weight {weight.shape}, padding {pad}")
-    oh, ow = (ph - eh) // stride[0] + 1, (pw - ew) // stride[1] + 1
+    oh, ow = conv_out_hw(ph, pw, kh, kw, dilation, stride)
     result_bytes("conv2d output", (n, k, oh, ow), x.itemsize)
     bias = bias_array(bias, k, x.dtype, f"weight's K={k} output channels")
     p = ConvParams(n, c, h, w, k, kh, kw, oh, ow, stride, pad, dilation, groups, layout)

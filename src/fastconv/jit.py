@@ -25,8 +25,9 @@ omp or tbb threading layer (Numba's workqueue layer aborts on nesting).
 
 The nopython checks mirror fastconv._args (tests/test_jit.py holds them to
 the same errors).  Numba validates a cache against the cached function's own
-file only: the core functions here link in the backend's kernels, so after
-editing gemm.py or conv.py, touch this file (or clear its __pycache__).
+file only: the core functions here link in the backend's kernels and
+_args's size rules, so after editing gemm.py, conv.py or those rules, touch
+this file (or clear its __pycache__).
 """
 import numba
 import numpy as np
@@ -35,7 +36,7 @@ from numba.extending import overload, register_jitable
 
 from . import _args
 from .backends.numba import _runtime
-from .backends.numba.conv import _direct
+from .backends.numba.conv import _direct, direct_rows
 from .backends.numba.gemm import NO_PATCHES, Patches, run_kernel, zero_of
 
 __all__ = ["conv2d", "linear", "matmul"]
@@ -43,6 +44,10 @@ __all__ = ["conv2d", "linear", "matmul"]
 # A user's cached function is loaded after this module (it names it), and
 # runs the layer's code (see _runtime.start_threading_layer).
 _runtime.start_threading_layer()
+
+# The conv size rules of fastconv._args, in nopython code too.
+register_jitable(_args.padded_hw)
+register_jitable(_args.conv_out_hw)
 
 
 # -- the compiled cores: validated, C-contiguous writable operands ---------
@@ -52,9 +57,8 @@ def _conv2d(x, weight, bias, has_bias, sh, sw, pt, pb, pl, pr, dh, dw, groups):
     """NCHW conv; bias is an empty array when has_bias is False."""
     n, c, h, w = x.shape
     k, cg, kh, kw = weight.shape
-    hp, wp = h + pt + pb, w + pl + pr
-    oh = (hp - dh * (kh - 1) - 1) // sh + 1
-    ow = (wp - dw * (kw - 1) - 1) // sw + 1
+    hp, wp = _args.padded_hw(h, w, (pt, pb, pl, pr))
+    oh, ow = _args.conv_out_hw(hp, wp, kh, kw, (dh, dw), (sh, sw))
     y = np.empty((n, k, oh, ow), x.dtype)
     if y.size == 0:
         return y
@@ -67,9 +71,10 @@ def _conv2d(x, weight, bias, has_bias, sh, sw, pt, pb, pl, pr, dh, dw, groups):
         xp = np.zeros((n, c, hp, wp), x.dtype)
         xp[:, :, pt:pt + h, pl:pl + w] = x
         _direct(xp.reshape(xp.size), wf, bias, has_bias, False, yf, n, c, hp, wp, k,
-                kh, kw, oh, ow, sh, sw, dh, dw, groups, max(1, min(oh, 256 // ow)), zero_of(yf))
+                kh, kw, oh, ow, sh, sw, dh, dw, groups, direct_rows(oh, ow), zero_of(yf))
         return y
-    # Y_g[kg, pixels] = W_g[kg, C/g*kh*kw] @ patches[C/g*kh*kw, pixels], the
+    # Per group, the GEMM fastconv.lower.group_gemm gives NCHW (weights as A,
+    # a bias per row): Y_g[kg, pixels] = W_g[kg, C/g*kh*kw] @ patches, the
     # patches packed straight from the image (see conv.py); 1x1 stride-1
     # unpadded convs read the image itself as the matrix.
     pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt + pb + pl + pr == 0
@@ -339,7 +344,7 @@ def _conv2d_nb(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         if bad:
             raise ValueError("dilation must be >= 1" if bad == 1 else "dilation must be < 2**62")
         pt, pb, pl, pr = _pad4(padding, kh, kw, d[0], d[1], s[0], s[1])
-        hp, wp = h + pt + pb, w + pl + pr
+        hp, wp = _args.padded_hw(h, w, (pt, pb, pl, pr))
         if max(hp, wp) >= _args.INDEX_LIMIT or \
                 float(n) * float(c) * float(hp) * float(wp) >= float(_args.PADDED_LIMIT):
             raise ValueError("padded input is too large (limits: 2**62 per dimension, "
