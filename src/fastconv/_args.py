@@ -396,6 +396,21 @@ def _pool_extent(what, size, k, dil, s, before, after, ceil_mode):
     return out
 
 
+def pool_padding(padding, kernel, dilation, stride, wide_pads=False):
+    """Pooling padding -> (top, bottom, left, right), each side at most half
+    the kernel, or with wide_pads smaller than the dilated window."""
+    (kh, kw), pad = kernel, padding4(padding, *kernel, dilation, stride)
+    if wide_pads:
+        eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+        if max(pad[0], pad[1]) >= eh or max(pad[2], pad[3]) >= ew:
+            raise ValueError(f"padding {pad} (top, bottom, left, right) must be smaller than "
+                             f"the window {eh}x{ew}")
+    elif max(pad[0], pad[1]) > kh // 2 or max(pad[2], pad[3]) > kw // 2:
+        raise ValueError(f"padding {pad} (top, bottom, left, right) must be at most half of "
+                         f"kernel_size {(kh, kw)}")
+    return pad
+
+
 def pool2d_args(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode,
                 wide_pads=False):
     """Validate max/avg pooling arguments; return (x, PoolParams).  padding:
@@ -411,15 +426,7 @@ def pool2d_args(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode
     if isinstance(padding, str):
         raise ValueError(f"padding must be an int, a pair or ((top, bottom), (left, right)); "
                          f"got {padding!r}")
-    pad = padding4(padding, kh, kw, dilation, stride)
-    if wide_pads:
-        eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
-        if max(pad[0], pad[1]) >= eh or max(pad[2], pad[3]) >= ew:
-            raise ValueError(f"padding {pad} (top, bottom, left, right) must be smaller than "
-                             f"the window {eh}x{ew}")
-    elif max(pad[0], pad[1]) > kh // 2 or max(pad[2], pad[3]) > kw // 2:
-        raise ValueError(f"padding {pad} (top, bottom, left, right) must be at most half of "
-                         f"kernel_size {(kh, kw)}")
+    pad = pool_padding(padding, (kh, kw), dilation, stride, wide_pads)
     ceil_mode = flag("ceil_mode", ceil_mode)
     n, c, h, w = x.shape
     oh = _pool_extent(what, h, kh, dilation[0], stride[0], pad[0], pad[1], ceil_mode)
