@@ -51,6 +51,11 @@ register_jitable(_args.conv_out_hw)
 
 
 # -- the compiled cores: validated, C-contiguous writable operands ---------
+# They call gemm.run_kernel with the argument types fastconv's Python path
+# gives it (int64, bool), never literals: Numba compiles a callee once per
+# argument types, and a literal 1 or False would compile the whole GEMM again.
+# NumPy scalars, unlike Python ints, are typed as plain int64 / bool.
+_ZERO, _ONE, _NO_RELU = np.int64(0), np.int64(1), np.bool_(False)
 
 @numba.njit(**_runtime.JIT)
 def _conv2d(x, weight, bias, has_bias, sh, sw, pt, pb, pl, pr, dh, dw, groups):
@@ -70,7 +75,7 @@ def _conv2d(x, weight, bias, has_bias, sh, sw, pt, pb, pl, pr, dh, dw, groups):
         # convolution, as the backend's algorithm="auto" chooses.
         xp = np.zeros((n, c, hp, wp), x.dtype)
         xp[:, :, pt:pt + h, pl:pl + w] = x
-        _direct(xp.reshape(xp.size), wf, bias, has_bias, False, yf, n, c, hp, wp, k,
+        _direct(xp.reshape(xp.size), wf, bias, has_bias, _NO_RELU, yf, n, c, hp, wp, k,
                 kh, kw, oh, ow, sh, sw, dh, dw, groups, direct_rows(oh, ow), zero_of(yf))
         return y
     # Per group, the GEMM fastconv.lower.group_gemm gives NCHW (weights as A,
@@ -86,10 +91,10 @@ def _conv2d(x, weight, bias, has_bias, sh, sw, pt, pb, pl, pr, dh, dw, groups):
     bias_axis = 0 if has_bias else -1
     for img in range(n):
         for g in range(groups):
-            run_kernel(wf, g * kg * kdim, kdim, 1, NO_PATCHES,
+            run_kernel(wf, g * kg * kdim, kdim, _ONE, NO_PATCHES,
                        xf, (img * c + g * cg) * h * w, sb0, sb1, patches,
                        yf, (img * k + g * kg) * oh * ow, oh * ow, kg, oh * ow, kdim,
-                       bias[g * kg:(g + 1) * kg], bias_axis, False, nthreads)
+                       bias[g * kg:(g + 1) * kg], bias_axis, _NO_RELU, nthreads)
     return y
 
 
@@ -107,10 +112,10 @@ def _matmul(a, b, b_transposed, bias, has_bias):
         if has_bias:
             y += bias
         return y
-    sb0, sb1 = (1, k) if b_transposed else (n, 1)
-    run_kernel(a.reshape(a.size), 0, k, 1, NO_PATCHES, b.reshape(b.size), 0, sb0, sb1,
-               NO_PATCHES, y.reshape(y.size), 0, n, m, n, k, bias,
-               1 if has_bias else -1, False, _runtime.num_threads())
+    sb0, sb1 = (_ONE, k) if b_transposed else (n, _ONE)
+    run_kernel(a.reshape(a.size), _ZERO, k, _ONE, NO_PATCHES, b.reshape(b.size), _ZERO, sb0, sb1,
+               NO_PATCHES, y.reshape(y.size), _ZERO, n, m, n, k, bias,
+               1 if has_bias else -1, _NO_RELU, _runtime.num_threads())
     return y
 
 

@@ -739,7 +739,7 @@ def _gemv(mat, m_off, s_row, s_p, vec, v_off, s_v, k, y, y_off, s_y, rows,
             r0 = chunk * rows // n_chunks
             width = (chunk + 1) * rows // n_chunks - r0
             acc = np.zeros(width, y.dtype)
-            _axpy(mat, m_off + r0, s_p, v, 0, k, acc)
+            _axpy(mat, m_off + r0, s_p, v, np.int64(0), k, acc)  # int64: one compile
             for i in range(width):
                 _gemv_store(y, y_off + (r0 + i) * s_y, acc[i], bias, (r0 + i) * bias_step, relu)
 
@@ -779,13 +779,14 @@ def run_kernel(a, a_off, sa0, sa1, a_patches, b, b_off, sb0, sb1, b_patches, c, 
               bias[:0] if bias_axis < 0 else bias, 1 if bias_axis == 0 else 0, relu, nthreads)
         return
     if plain and m == 1 and (sb0 == 1 or sb1 == 1):  # y[j] = A[0, :] . B[:, j]
-        _gemv(b, b_off, sb1, sb0, a, a_off, sa1, k, c, c_off, 1, n,
+        _gemv(b, b_off, sb1, sb0, a, a_off, sa1, k, c, c_off, np.int64(1), n,
               bias[:0] if bias_axis < 0 else bias, 1 if bias_axis == 1 else 0, relu, nthreads)
         return
     mr, nr = tile_of(c)
     n_ib, n_jb = _split(m, n, mr, nr, blocking_of(c)[1], nthreads)
+    # MR and NR as int64 values (literals would compile the packing twice).
     _gemm(a, a_off, sa0, sa1, a_patches, b, b_off, sb0, sb1, b_patches, c, c_off, ldc, m, n, k,
-          bias, bias_axis, relu, n_ib, n_jb, mr, nr, nthreads)
+          bias, bias_axis, relu, n_ib, n_jb, np.int64(mr), np.int64(nr), nthreads)
 
 
 def matrix(arr):
