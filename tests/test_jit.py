@@ -335,3 +335,21 @@ def test_second_process_starts_from_the_cache(user_net, user_dir):
     np.testing.assert_array_equal(r["y"], want)
     np.testing.assert_array_equal(r["z"], want.reshape(2, -1) @ fc_w.T.astype(np.float64) + b[:5])
     assert r["net_first_call_s"] - r["trivial_first_call_s"] <= 1.0, r
+
+
+def test_the_gemm_compiles_once_per_dtype():
+    """fastconv.jit's cores call the GEMM with the argument types fastconv's
+    Python path gives it (no literals, which Numba would compile it for again)."""
+    import importlib
+    gemm = importlib.import_module("fastconv.backends.numba.gemm")
+    rng = np.random.default_rng(1)
+    for dtype in DTYPES:
+        x, w = ints(rng, (1, 2, 5, 5), dtype), ints(rng, (3, 2, 3, 3), dtype)
+        np.testing.assert_array_equal(fj.conv2d(x, w, padding=1),
+                                      reference_conv(x, w, None, (1, 1), (1,) * 4, (1, 1), 1))
+        a = ints(rng, (4, 6), dtype)
+        np.testing.assert_array_equal(fj.linear(a, a), a.astype(np.float64) @ a.T)
+        np.testing.assert_array_equal(fastconv.matmul(a.T, a, backend="numba"),
+                                      a.T.astype(np.float64) @ a)
+    dtypes = sorted(str(sig[0].dtype) for sig in gemm.run_kernel.signatures)
+    assert dtypes == ["float32", "float64"], gemm.run_kernel.signatures
