@@ -151,19 +151,21 @@ def test_argument_forms_in_nopython_code():
     """ints, nested paddings, 'same'/'valid' (literal and as a string
     variable), defaults, bias None, 1-D linear input, non-contiguous views."""
     @numba.njit
-    def forms(x, w, b, mode, a):
+    def forms(x, w, b, mode, a, w2):
         same = fj.conv2d(x, w, padding="same", dilation=2)
         var = fj.conv2d(x, w, b, padding=mode)
         ints_ = fj.conv2d(x, w, b, 2, 1, 1, 1)
         nested = fj.conv2d(x[:, :, ::2], w, None, (1, 2), ((0, 2), (1, 0)))
         vec = fj.linear(a[0], a[::2])
-        return same, var, ints_, nested, vec, fj.matmul(a.T, a[::-1])
+        even = fj.conv2d(x, w2, padding="same")
+        return same, var, ints_, nested, vec, fj.matmul(a.T, a[::-1]), even
 
     rng = np.random.default_rng(3)
     x, w, b = ints(rng, (2, 3, 9, 8), np.float32), ints(rng, (4, 3, 3, 3), np.float32), \
         ints(rng, 4, np.float32)
     a = ints(rng, (6, 10), np.float32)
-    same, var, ints_, nested, vec, mm = forms(x, w, b, "valid", a)
+    w2 = ints(rng, (2, 3, 2, 4), np.float32)
+    same, var, ints_, nested, vec, mm, even = forms(x, w, b, "valid", a, w2)
     np.testing.assert_array_equal(same, reference_conv(x, w, None, (1, 1), (2, 2, 2, 2), (2, 2), 1))
     np.testing.assert_array_equal(var, reference_conv(x, w, b, (1, 1), (0,) * 4, (1, 1), 1))
     np.testing.assert_array_equal(ints_, reference_conv(x, w, b, (2, 2), (1,) * 4, (1, 1), 1))
@@ -172,9 +174,8 @@ def test_argument_forms_in_nopython_code():
     np.testing.assert_array_equal(vec, a[0].astype(np.float64) @ a[::2].T.astype(np.float64))
     np.testing.assert_array_equal(mm, a.T.astype(np.float64) @ a[::-1])
     # "same" pads asymmetrically for even kernels, as PyTorch does
-    w2 = ints(rng, (2, 3, 2, 4), np.float32)
-    got = numba.njit(lambda x, w: fj.conv2d(x, w, padding="same"))(x, w2)
-    np.testing.assert_array_equal(got, reference_conv(x, w2, None, (1, 1), (0, 1, 1, 2), (1, 1), 1))
+    np.testing.assert_array_equal(even,
+                                  reference_conv(x, w2, None, (1, 1), (0, 1, 1, 2), (1, 1), 1))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -201,7 +202,9 @@ def test_from_python_matches_python_api(dtype):
                                             b[:3]), np.tile(b[:3], (2, 1)))
 
 
-def test_against_torch():
+def test_against_torch(user_net):
+    """The user's function (compiled once per dtype for the whole module: each
+    compile of a function that calls fastconv.jit builds the kernels into it)."""
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     rng = np.random.default_rng(9)
@@ -209,11 +212,14 @@ def test_against_torch():
     w = rng.standard_normal((8, 3, 3, 3))
     b = rng.standard_normal(8)
     want = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
-                    stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2).numpy()
-    run = numba.njit(lambda x, w, b: fj.conv2d(x, w, b, (2, 1), (1, 2), (1, 2), 2))
+                    stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
+    fc_w, fc_b = rng.standard_normal((5, want[0].numel())), rng.standard_normal(5)
+    want_fc = F.linear(want.flatten(1), torch.from_numpy(fc_w), torch.from_numpy(fc_b)).numpy()
     for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-4)):
-        got = run(x.astype(dtype), w.astype(dtype), b.astype(dtype))
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+        y, z, _ = user_net.net(*(v.astype(dtype) for v in (x, w, b)), (2, 1), (1, 2), (1, 2), 2,
+                               fc_w.astype(dtype), fc_b.astype(dtype))
+        np.testing.assert_allclose(y, want.numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(z, want_fc, rtol=tol, atol=tol * 100)
 
 
 def test_parallel_user_code():
@@ -279,13 +285,25 @@ def test_type_and_literal_errors_in_nopython_code():
         (ValueError, "padding='same'", lambda x, w: fj.conv2d(x, w, stride=2, padding="same")),
         (ValueError, "stride", lambda x, w: fj.conv2d(x, w, stride=(1, 2, 3))),
         (TypeError, "b", lambda x, w: fj.matmul(x[0, 0], w[0, 0].astype(np.float64))),
-        (ValueError, "matmul", lambda x, w: fj.matmul(x[0, 0], w[0, 0, :2])),
-        (ValueError, "x has", lambda x, w: fj.linear(x[0, 0], w[0, 0, :2])),
-        (ValueError, "bias", lambda x, w: fj.linear(w[0, 0], w[0, 0], x[0, 0, 0])),
     ]
     for exc, name, fn in checks:
         with pytest.raises(exc) as info:
             numba.njit(fn)(x32, w32)
+        assert str(info.value).startswith(name), (name, str(info.value))
+
+    # Shape errors are found at run time: one compiled function for all of
+    # them (each compile of a function that runs the kernels builds them in).
+    @numba.njit
+    def shape_errors(x, w, which):
+        if which == 0:
+            return fj.matmul(x[0, 0], w[0, 0, :2])
+        if which == 1:
+            return fj.linear(x[0, 0], w[0, 0, :2])
+        return fj.linear(w[0, 0], w[0, 0], x[0, 0, 0])
+
+    for which, name in enumerate(("matmul", "x has", "bias")):
+        with pytest.raises(ValueError) as info:
+            shape_errors(x32, w32, which)
         assert str(info.value).startswith(name), (name, str(info.value))
 
 
@@ -317,3 +335,21 @@ def test_second_process_starts_from_the_cache(user_net, user_dir):
     np.testing.assert_array_equal(r["y"], want)
     np.testing.assert_array_equal(r["z"], want.reshape(2, -1) @ fc_w.T.astype(np.float64) + b[:5])
     assert r["net_first_call_s"] - r["trivial_first_call_s"] <= 1.0, r
+
+
+def test_the_gemm_compiles_once_per_dtype():
+    """fastconv.jit's cores call the GEMM with the argument types fastconv's
+    Python path gives it (no literals, which Numba would compile it for again)."""
+    import importlib
+    gemm = importlib.import_module("fastconv.backends.numba.gemm")
+    rng = np.random.default_rng(1)
+    for dtype in DTYPES:
+        x, w = ints(rng, (1, 2, 5, 5), dtype), ints(rng, (3, 2, 3, 3), dtype)
+        np.testing.assert_array_equal(fj.conv2d(x, w, padding=1),
+                                      reference_conv(x, w, None, (1, 1), (1,) * 4, (1, 1), 1))
+        a = ints(rng, (4, 6), dtype)
+        np.testing.assert_array_equal(fj.linear(a, a), a.astype(np.float64) @ a.T)
+        np.testing.assert_array_equal(fastconv.matmul(a.T, a, backend="numba"),
+                                      a.T.astype(np.float64) @ a)
+    dtypes = sorted(str(sig[0].dtype) for sig in gemm.run_kernel.signatures)
+    assert dtypes == ["float32", "float64"], gemm.run_kernel.signatures

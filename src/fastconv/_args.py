@@ -81,6 +81,13 @@ def padded_hw(h: int, w: int, padding) -> tuple[int, int]:
     return h + padding[0] + padding[1], w + padding[2] + padding[3]
 
 
+def conv_out_hw(ph: int, pw: int, kh: int, kw: int, dilation, stride) -> tuple[int, int]:
+    """(OH, OW) of a kh x kw conv over a ph x pw padded input.  padded_hw and
+    this are plain arithmetic, so fastconv.jit calls them in nopython code too."""
+    return ((ph - dilation[0] * (kh - 1) - 1) // stride[0] + 1,
+            (pw - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
+
+
 def choice(name: str, value, allowed) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
@@ -361,7 +368,7 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups, layout):
     if eh > ph or ew > pw:
         raise ValueError(f"kernel ({eh}x{ew} after dilation) is larger than the padded input "
                          f"({ph}x{pw}); x {x.shape}, weight {weight.shape}, padding {pad}")
-    oh, ow = (ph - eh) // stride[0] + 1, (pw - ew) // stride[1] + 1
+    oh, ow = conv_out_hw(ph, pw, kh, kw, dilation, stride)
     result_bytes("conv2d output", (n, k, oh, ow), x.itemsize)
     bias = bias_array(bias, k, x.dtype, f"weight's K={k} output channels")
     p = ConvParams(n, c, h, w, k, kh, kw, oh, ow, stride, pad, dilation, groups, layout)
@@ -427,6 +434,21 @@ def _pool_extent(what, size, k, dil, s, before, after, ceil_mode):
     return out
 
 
+def pool_padding(padding, kernel, dilation, stride, wide_pads=False):
+    """Pooling padding -> (top, bottom, left, right), each side at most half
+    the kernel, or with wide_pads smaller than the dilated window."""
+    (kh, kw), pad = kernel, padding4(padding, *kernel, dilation, stride)
+    if wide_pads:
+        eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+        if max(pad[0], pad[1]) >= eh or max(pad[2], pad[3]) >= ew:
+            raise ValueError(f"padding {pad} (top, bottom, left, right) must be smaller than "
+                             f"the window {eh}x{ew}")
+    elif max(pad[0], pad[1]) > kh // 2 or max(pad[2], pad[3]) > kw // 2:
+        raise ValueError(f"padding {pad} (top, bottom, left, right) must be at most half of "
+                         f"kernel_size {(kh, kw)}")
+    return pad
+
+
 def pool2d_args(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode,
                 wide_pads=False):
     """Validate max/avg pooling arguments; return (x, PoolParams).  padding:
@@ -442,15 +464,7 @@ def pool2d_args(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode
     if isinstance(padding, str):
         raise ValueError(f"padding must be an int, a pair or ((top, bottom), (left, right)); "
                          f"got {padding!r}")
-    pad = padding4(padding, kh, kw, dilation, stride)
-    if wide_pads:
-        eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
-        if max(pad[0], pad[1]) >= eh or max(pad[2], pad[3]) >= ew:
-            raise ValueError(f"padding {pad} (top, bottom, left, right) must be smaller than "
-                             f"the window {eh}x{ew}")
-    elif max(pad[0], pad[1]) > kh // 2 or max(pad[2], pad[3]) > kw // 2:
-        raise ValueError(f"padding {pad} (top, bottom, left, right) must be at most half of "
-                         f"kernel_size {(kh, kw)}")
+    pad = pool_padding(padding, (kh, kw), dilation, stride, wide_pads)
     ceil_mode = flag("ceil_mode", ceil_mode)
     n, c, h, w = x.shape
     oh = _pool_extent(what, h, kh, dilation[0], stride[0], pad[0], pad[1], ceil_mode)

@@ -25,8 +25,9 @@ omp or tbb threading layer (Numba's workqueue layer aborts on nesting).
 
 The nopython checks mirror fastconv._args (tests/test_jit.py holds them to
 the same errors).  Numba validates a cache against the cached function's own
-file only: the core functions here link in the backend's kernels, so after
-editing gemm.py or conv.py, touch this file (or clear its __pycache__).
+file only: the core functions here link in the backend's kernels and
+_args's size rules, so after editing gemm.py, conv.py or those rules, touch
+this file (or clear its __pycache__).
 """
 import numba
 import numpy as np
@@ -35,8 +36,8 @@ from numba.extending import overload, register_jitable
 
 from . import _args
 from .backends.numba import _runtime
-from .backends.numba.conv import _direct
-from .backends.numba.gemm import NO_PATCHES, run_kernel, zero_of
+from .backends.numba.conv import _direct, direct_rows
+from .backends.numba.gemm import NO_PATCHES, Patches, run_kernel, zero_of
 
 __all__ = ["conv2d", "linear", "matmul"]
 
@@ -44,17 +45,25 @@ __all__ = ["conv2d", "linear", "matmul"]
 # runs the layer's code (see _runtime.start_threading_layer).
 _runtime.start_threading_layer()
 
+# The conv size rules of fastconv._args, in nopython code too.
+register_jitable(_args.padded_hw)
+register_jitable(_args.conv_out_hw)
+
 
 # -- the compiled cores: validated, C-contiguous writable operands ---------
+# They call gemm.run_kernel with the argument types fastconv's Python path
+# gives it (int64, bool), never literals: Numba compiles a callee once per
+# argument types, and a literal 1 or False would compile the whole GEMM again.
+# NumPy scalars, unlike Python ints, are typed as plain int64 / bool.
+_ZERO, _ONE, _NO_RELU = np.int64(0), np.int64(1), np.bool_(False)
 
 @numba.njit(**_runtime.JIT)
 def _conv2d(x, weight, bias, has_bias, sh, sw, pt, pb, pl, pr, dh, dw, groups):
     """NCHW conv; bias is an empty array when has_bias is False."""
     n, c, h, w = x.shape
     k, cg, kh, kw = weight.shape
-    hp, wp = h + pt + pb, w + pl + pr
-    oh = (hp - dh * (kh - 1) - 1) // sh + 1
-    ow = (wp - dw * (kw - 1) - 1) // sw + 1
+    hp, wp = _args.padded_hw(h, w, (pt, pb, pl, pr))
+    oh, ow = _args.conv_out_hw(hp, wp, kh, kw, (dh, dw), (sh, sw))
     y = np.empty((n, k, oh, ow), x.dtype)
     if y.size == 0:
         return y
@@ -66,23 +75,26 @@ def _conv2d(x, weight, bias, has_bias, sh, sw, pt, pb, pl, pr, dh, dw, groups):
         # convolution, as the backend's algorithm="auto" chooses.
         xp = np.zeros((n, c, hp, wp), x.dtype)
         xp[:, :, pt:pt + h, pl:pl + w] = x
-        _direct(xp.reshape(xp.size), wf, bias, has_bias, False, yf, n, c, hp, wp, k,
-                kh, kw, oh, ow, sh, sw, dh, dw, groups, max(1, min(oh, 256 // ow)), zero_of(yf))
+        _direct(xp.reshape(xp.size), wf, bias, has_bias, _NO_RELU, yf, n, c, hp, wp, k,
+                kh, kw, oh, ow, sh, sw, dh, dw, groups, direct_rows(oh, ow), zero_of(yf))
         return y
-    # Y_g[kg, pixels] = W_g[kg, C/g*kh*kw] @ patches[C/g*kh*kw, pixels], the
+    # Per group, the GEMM fastconv.lower.group_gemm gives NCHW (weights as A,
+    # a bias per row): Y_g[kg, pixels] = W_g[kg, C/g*kh*kw] @ patches, the
     # patches packed straight from the image (see conv.py); 1x1 stride-1
     # unpadded convs read the image itself as the matrix.
     pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt + pb + pl + pr == 0
-    geom = NO_PATCHES if pointwise else (ow, 0, sh, sw, dh, dw, pt, pl, kh, kw, h, w, h * w, w, 1)
+    patches = NO_PATCHES if pointwise else Patches(
+        ow=ow, r0=0, sh=sh, sw=sw, dh=dh, dw=dw, pad_top=pt, pad_left=pl, kh=kh, kw=kw,
+        h=h, w=w, xs_c=h * w, xs_h=w, xs_w=1)
     sb0, sb1 = (h * w, 1) if pointwise else (0, 0)
     kdim = cg * kh * kw
     bias_axis = 0 if has_bias else -1
     for img in range(n):
         for g in range(groups):
-            run_kernel(wf, g * kg * kdim, kdim, 1, NO_PATCHES,
-                       xf, (img * c + g * cg) * h * w, sb0, sb1, geom,
+            run_kernel(wf, g * kg * kdim, kdim, _ONE, NO_PATCHES,
+                       xf, (img * c + g * cg) * h * w, sb0, sb1, patches,
                        yf, (img * k + g * kg) * oh * ow, oh * ow, kg, oh * ow, kdim,
-                       bias[g * kg:(g + 1) * kg], bias_axis, False, nthreads)
+                       bias[g * kg:(g + 1) * kg], bias_axis, _NO_RELU, nthreads)
     return y
 
 
@@ -100,10 +112,10 @@ def _matmul(a, b, b_transposed, bias, has_bias):
         if has_bias:
             y += bias
         return y
-    sb0, sb1 = (1, k) if b_transposed else (n, 1)
-    run_kernel(a.reshape(a.size), 0, k, 1, NO_PATCHES, b.reshape(b.size), 0, sb0, sb1,
-               NO_PATCHES, y.reshape(y.size), 0, n, m, n, k, bias,
-               1 if has_bias else -1, False, _runtime.num_threads())
+    sb0, sb1 = (_ONE, k) if b_transposed else (n, _ONE)
+    run_kernel(a.reshape(a.size), _ZERO, k, _ONE, NO_PATCHES, b.reshape(b.size), _ZERO, sb0, sb1,
+               NO_PATCHES, y.reshape(y.size), _ZERO, n, m, n, k, bias,
+               1 if has_bias else -1, _NO_RELU, _runtime.num_threads())
     return y
 
 
@@ -337,7 +349,7 @@ def _conv2d_nb(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         if bad:
             raise ValueError("dilation must be >= 1" if bad == 1 else "dilation must be < 2**62")
         pt, pb, pl, pr = _pad4(padding, kh, kw, d[0], d[1], s[0], s[1])
-        hp, wp = h + pt + pb, w + pl + pr
+        hp, wp = _args.padded_hw(h, w, (pt, pb, pl, pr))
         if max(hp, wp) >= _args.INDEX_LIMIT or \
                 float(n) * float(c) * float(hp) * float(wp) >= float(_args.PADDED_LIMIT):
             raise ValueError("padded input is too large (limits: 2**62 per dimension, "

@@ -327,26 +327,18 @@ class _WindowPool(Module):
         self.kernel_size = _args.pair("kernel_size", kernel_size, 1)
         self.stride = self.kernel_size if stride is None else _args.pair("stride", stride, 1)
         self.dilation = _args.pair("dilation", dilation, 1)
-        self.padding = _args.padding4(padding, *self.kernel_size, self.dilation, self.stride)
-        t, b, l, r = self.padding
-        eh, ew = self._extent()
-        if max(t, b) >= eh or max(l, r) >= ew:
-            raise ValueError(f"padding {self.padding} must be smaller than the window "
-                             f"{eh}x{ew}")
+        self.padding = _args.pool_padding(padding, self.kernel_size, self.dilation, self.stride,
+                                          wide_pads=True)
         self.ceil_mode = _args.flag("ceil_mode", ceil_mode)
-
-    def _extent(self):
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))
 
     def output_shape(self, shape):
         if len(shape) != 3:
             raise ValueError(f"{type(self).__name__} takes (C, H, W) per sample; got {shape}")
-        c, h, w = shape
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
         t, b, l, r = self.padding
-        what = type(self).__name__
-        return (c, _args._pool_extent(what, h, kh, dh, sh, t, b, self.ceil_mode),
-                _args._pool_extent(what, w, kw, dw, sw, l, r, self.ceil_mode))
+        _, p = _args.pool2d_args(type(self).__name__, _shape_only((1,) + tuple(shape)),
+                                 self.kernel_size, self.stride, ((t, b), (l, r)), self.dilation,
+                                 self.ceil_mode, self.mode, wide_pads=True)
+        return p.out_shape[1:]
 
     def forward(self, x):
         x = _float_input("x", x, 4)

@@ -18,6 +18,7 @@ zero-padded NCHW array, so no inner loop has bounds checks.  Two kernels:
     runs, the innermost loop along output pixels, which LLVM vectorises.
 """
 import numba
+import numba.extending
 import numpy as np
 
 from ... import lower
@@ -32,9 +33,10 @@ def _patches(x, n, g, cg, p, r0):
         sn, sc, sh, sw = strides
     else:
         sn, sh, sw, sc = strides
-    geom = (p.ow, r0, p.stride[0], p.stride[1], p.dilation[0], p.dilation[1],
-            p.padding[0], p.padding[2], p.kh, p.kw, p.h, p.w, sc, sh, sw)
-    return span, off + n * sn + g * cg * sc, 0, 0, geom
+    patches = _gemm.Patches(ow=p.ow, r0=r0, sh=p.stride[0], sw=p.stride[1], dh=p.dilation[0],
+                            dw=p.dilation[1], pad_top=p.padding[0], pad_left=p.padding[2],
+                            kh=p.kh, kw=p.kw, h=p.h, w=p.w, xs_c=sc, xs_h=sh, xs_w=sw)
+    return span, off + n * sn + g * cg * sc, 0, 0, patches
 
 
 def _im2col(x, weight, bias, p, out, workspace_bytes, relu):
@@ -54,6 +56,12 @@ def _im2col(x, weight, bias, p, out, workspace_bytes, relu):
                     y = out[n, r0:r0 + rows, :, g * kg:(g + 1) * kg].reshape(pixels, kg)
                 a, b, bias_axis = lower.group_gemm(p.layout, wg, _patches(x, n, g, cg, p, r0))
                 _gemm.run(a, b, *y.shape, kdim, y, bg, bias_axis, relu)
+
+
+@numba.extending.register_jitable
+def direct_rows(oh, ow):
+    """Output rows per task of _direct: about 256 output pixels (in L1)."""
+    return max(1, min(oh, 256 // ow))
 
 
 @numba.njit(**_runtime.PARALLEL_JIT)
@@ -107,7 +115,7 @@ def _direct_conv(x, weight, bias, p, out, relu):
                     _runtime.vector(bias, x.dtype), bias is not None, bool(relu), y.reshape(-1),
                     p.n, p.c, hp, wp, p.k, p.kh, p.kw, p.oh, p.ow, p.stride[0], p.stride[1],
                     p.dilation[0], p.dilation[1], p.groups,
-                    max(1, min(p.oh, 256 // p.ow)), x.dtype.type(0))
+                    direct_rows(p.oh, p.ow), x.dtype.type(0))
     if y is not out:
         out[...] = y.transpose(0, 2, 3, 1)
 

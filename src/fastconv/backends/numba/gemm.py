@@ -40,6 +40,8 @@ Everything the compiled GEMM uses lives in this one file: Numba checks a
 cached function against its own source file only, so a micro-kernel kept
 in another module could be loaded stale from the cache after an edit.
 """
+from typing import NamedTuple
+
 import llvmlite.binding as llvm
 import numba
 import numba.np.numpy_support
@@ -282,11 +284,31 @@ def _blocking_of(arr):
 # dimension ("pixels": rows of A, columns of B) by kc entries of the depth,
 # stored as dst[at + p*width + t]; entries past the operand's edge are zero.
 # An operand is either a strided matrix or, for a convolution, the implicit
-# patch matrix of an image (im2col fused into packing), described by
-# geom = (ow, r0, sh, sw, dh, dw, pt, pl, kh, kw, h, w, sxc, sxh, sxw):
-# pixel t is output pixel (r0 + t // ow, t % ow), depth q is tap (c, i, j) of
-# the weights' (C/groups, kh, kw) order; geom[0] == 0 means a plain matrix.
-NO_PATCHES = (0,) * 15
+# patch matrix of an image (im2col fused into packing), described by Patches.
+class Patches(NamedTuple):
+    """The patch matrix of one image (and group) read in place: pixel t is
+    output pixel (r0 + t // ow, t % ow), depth q is tap (c, i, j) of the
+    weights' (C/groups, kh, kw) order.  ow == 0 (NO_PATCHES): the operand is
+    a plain strided matrix.  All fields are ints, so Numba types it as one
+    homogeneous tuple and compiles each kernel once per dtype."""
+    ow: int        # output width (0: not a patch matrix)
+    r0: int        # first output row
+    sh: int        # stride
+    sw: int
+    dh: int        # dilation
+    dw: int
+    pad_top: int
+    pad_left: int
+    kh: int        # kernel
+    kw: int
+    h: int         # input height and width
+    w: int
+    xs_c: int      # the image's element strides along C, H, W
+    xs_h: int
+    xs_w: int
+
+
+NO_PATCHES = Patches(*(0,) * len(Patches._fields))
 
 
 @numba.njit(**_runtime.JIT)
@@ -315,37 +337,37 @@ def _pack_matrix(src, off, s_pix, s_q, npix, pix0, q0, kc, width, dst, at):
 
 
 @numba.njit(**_runtime.JIT)
-def _pack_patches(x, off, geom, npix, pix0, q0, kc, width, dst, at):
-    ow, r0, sh, sw, dh, dw, pt, pl, kh, kw, h, w, sxc, sxh, sxw = geom
+def _pack_patches(x, off, g, npix, pix0, q0, kc, width, dst, at):
+    """Pack from the patch matrix g (Patches) of the image at x[off]."""
+    taps, sw, step = g.kh * g.kw, g.sw, g.sw * g.xs_w
     valid = min(width, npix - pix0)
     for p in range(kc):
         q = q0 + p
-        c = q // (kh * kw)
-        i = (q // kw) % kh
-        j = q % kw
-        shift = j * dw - pl           # ix = ox * sw + shift
+        c = q // taps
+        i = (q // g.kw) % g.kh
+        j = q % g.kw
+        shift = j * g.dw - g.pad_left  # ix = ox * sw + shift
         ox_lo = -((shift) // sw)      # first ox with ix >= 0: ceil(-shift / sw)
-        ox_hi = (w - 1 - shift) // sw + 1 if w - 1 - shift >= 0 else 0
+        ox_hi = (g.w - 1 - shift) // sw + 1 if g.w - 1 - shift >= 0 else 0
         dst_row = dst[at + p * width:at + (p + 1) * width]
         dst_row[valid:] = 0
         # The panel's pixels, one output row (segment) at a time: within a
         # segment the taps read one input row, in bounds from ox_lo to ox_hi.
         t = 0
-        oy = r0 + (pix0 // ow)
-        ox = pix0 % ow
+        oy = g.r0 + (pix0 // g.ow)
+        ox = pix0 % g.ow
         while t < valid:
-            seg = min(valid - t, ow - ox)
-            iy = oy * sh - pt + i * dh
+            seg = min(valid - t, g.ow - ox)
+            iy = oy * g.sh - g.pad_top + i * g.dh
             lo = min(max(ox, ox_lo), ox + seg)
             hi = max(min(ox + seg, ox_hi), lo)
-            if iy < 0 or iy >= h:
+            if iy < 0 or iy >= g.h:
                 lo = hi = ox + seg
             dst_row[t:t + lo - ox] = 0
             dst_row[t + hi - ox:t + seg] = 0
             if hi > lo:
                 out = dst_row[t + lo - ox:t + hi - ox]
-                start = off + c * sxc + iy * sxh + (lo * sw + shift) * sxw
-                step = sw * sxw
+                start = off + c * g.xs_c + iy * g.xs_h + (lo * sw + shift) * g.xs_w
                 if step == 1:
                     src = x[start:start + hi - lo]
                     for u in range(hi - lo):
@@ -359,9 +381,9 @@ def _pack_patches(x, off, geom, npix, pix0, q0, kc, width, dst, at):
 
 
 @numba.njit(**_runtime.JIT)
-def _pack(src, off, s_pix, s_q, geom, npix, pix0, q0, kc, width, dst, at):
-    if geom[0] > 0:
-        _pack_patches(src, off, geom, npix, pix0, q0, kc, width, dst, at)
+def _pack(src, off, s_pix, s_q, patches, npix, pix0, q0, kc, width, dst, at):
+    if patches.ow > 0:
+        _pack_patches(src, off, patches, npix, pix0, q0, kc, width, dst, at)
     else:
         _pack_matrix(src, off, s_pix, s_q, npix, pix0, q0, kc, width, dst, at)
 
@@ -388,7 +410,7 @@ def _finish_tile(c, at, ldc, rows, cols, i0, j0, bias, bias_axis, relu):
 
 
 @numba.njit(**_runtime.JIT)
-def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
+def _block(a, a_off, sa0, sa1, a_patches, b, b_off, sb0, sb1, b_patches, c, c_off, ldc, m, n, k,
            ip0, ip1, jp0, jp1, bias, bias_axis, relu, mr_, nr_, ap, bp, spill):
     """C rows of A micro-panels ip0..ip1 by columns of B micro-panels jp0..jp1,
     packing into this thread's buffers ap, bp, spill.  mr_, nr_ are MR, NR
@@ -400,13 +422,13 @@ def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc
     kstep = (k + k_blocks - 1) // k_blocks
     # With few B panels per A panel, packing A costs more than it saves:
     # the micro-kernel then reads a row-major A in place (MR row streams).
-    in_place = a_geom[0] == 0 and sa1 == 1 and jp1 - jp0 <= 4
+    in_place = a_patches.ow == 0 and sa1 == 1 and jp1 - jp0 <= 4
     for pc in range(0, k, kstep):
         kc = min(kstep, k - pc)
         accumulate = pc > 0
         last = pc + kc == k
         for jp in range(jp0, jp1):
-            _pack(b, b_off, sb1, sb0, b_geom, n, jp * nr, pc, kc, nr_, bp, (jp - jp0) * nr * kc)
+            _pack(b, b_off, sb1, sb0, b_patches, n, jp * nr, pc, kc, nr_, bp, (jp - jp0) * nr * kc)
         for ip in range(ip0, ip1):
             i0 = ip * mr
             rows = min(mr, m - i0)
@@ -416,7 +438,7 @@ def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc
                 # Two alternating slots for the A panel; also keeps the slot
                 # offset a run-time value, as for B, so _pack compiles once.
                 a_src, a_at, a_rs, a_cs = ap, (ip - ip0) % 2 * mr * kc, 1, mr
-                _pack(a, a_off, sa0, sa1, a_geom, m, i0, pc, kc, mr_, ap, a_at)
+                _pack(a, a_off, sa0, sa1, a_patches, m, i0, pc, kc, mr_, ap, a_at)
             for jp in range(jp0, jp1):
                 j0 = jp * nr
                 cols = min(nr, n - j0)
@@ -442,7 +464,7 @@ def _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc
 
 
 @numba.njit(**_runtime.PARALLEL_JIT)
-def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
+def _gemm(a, a_off, sa0, sa1, a_patches, b, b_off, sb0, sb1, b_patches, c, c_off, ldc, m, n, k,
           bias, bias_axis, relu, n_ib, n_jb, mr_, nr_, nthreads):
     mr, nr = tile_of(c)
     npa = (m + mr - 1) // mr
@@ -467,7 +489,7 @@ def _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
             jb = blk // n_ib
             ip0 = min(ib * ib_panels, npa)
             jp0 = min(jb * jb_panels, npb)
-            _block(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
+            _block(a, a_off, sa0, sa1, a_patches, b, b_off, sb0, sb1, b_patches, c, c_off, ldc,
                    m, n, k, ip0, min(ip0 + ib_panels, npa), jp0, min(jp0 + jb_panels, npb),
                    bias, bias_axis, relu, mr_, nr_, ap, bp, spill)
 
@@ -717,7 +739,7 @@ def _gemv(mat, m_off, s_row, s_p, vec, v_off, s_v, k, y, y_off, s_y, rows,
             r0 = chunk * rows // n_chunks
             width = (chunk + 1) * rows // n_chunks - r0
             acc = np.zeros(width, y.dtype)
-            _axpy(mat, m_off + r0, s_p, v, 0, k, acc)
+            _axpy(mat, m_off + r0, s_p, v, np.int64(0), k, acc)  # int64: one compile
             for i in range(width):
                 _gemv_store(y, y_off + (r0 + i) * s_y, acc[i], bias, (r0 + i) * bias_step, relu)
 
@@ -747,27 +769,28 @@ def _axpy(mat, m_off, s_p, v, p0, p1, acc):
 
 
 @numba.njit(**_runtime.JIT)
-def run_kernel(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc,
+def run_kernel(a, a_off, sa0, sa1, a_patches, b, b_off, sb0, sb1, b_patches, c, c_off, ldc,
                m, n, k, bias, bias_axis, relu, nthreads):
     """The GEMM on flat operands (see run), callable from Python and from
     nopython code (fastconv.jit); m, n, k >= 1, c rows contiguous."""
-    plain = a_geom[0] == 0 and b_geom[0] == 0
+    plain = a_patches.ow == 0 and b_patches.ow == 0
     if plain and n == 1 and (sa1 == 1 or sa0 == 1):  # y[i] = A[i, :] . B[:, 0]
         _gemv(a, a_off, sa0, sa1, b, b_off, sb0, k, c, c_off, ldc, m,
               bias[:0] if bias_axis < 0 else bias, 1 if bias_axis == 0 else 0, relu, nthreads)
         return
     if plain and m == 1 and (sb0 == 1 or sb1 == 1):  # y[j] = A[0, :] . B[:, j]
-        _gemv(b, b_off, sb1, sb0, a, a_off, sa1, k, c, c_off, 1, n,
+        _gemv(b, b_off, sb1, sb0, a, a_off, sa1, k, c, c_off, np.int64(1), n,
               bias[:0] if bias_axis < 0 else bias, 1 if bias_axis == 1 else 0, relu, nthreads)
         return
     mr, nr = tile_of(c)
     n_ib, n_jb = _split(m, n, mr, nr, blocking_of(c)[1], nthreads)
-    _gemm(a, a_off, sa0, sa1, a_geom, b, b_off, sb0, sb1, b_geom, c, c_off, ldc, m, n, k,
-          bias, bias_axis, relu, n_ib, n_jb, mr, nr, nthreads)
+    # MR and NR as int64 values (literals would compile the packing twice).
+    _gemm(a, a_off, sa0, sa1, a_patches, b, b_off, sb0, sb1, b_patches, c, c_off, ldc, m, n, k,
+          bias, bias_axis, relu, n_ib, n_jb, np.int64(mr), np.int64(nr), nthreads)
 
 
 def matrix(arr):
-    """A 2-D array as a GEMM operand: (span, offset, stride0, stride1, geom)."""
+    """A 2-D array as a GEMM operand: (span, offset, stride0, stride1, NO_PATCHES)."""
     span, off, (s0, s1) = _runtime.flat(arr)
     return span, off, s0, s1, NO_PATCHES
 
