@@ -179,7 +179,8 @@ def test_bench_networks_runs_on_a_tiny_configuration(tmp_path):
     pytest.importorskip("torch")
     cmd = [sys.executable, "-m", "fastconv", "bench", "--suite", "networks", "--networks",
            "squeezenet1_1", "--size", "48", "--batch", "2", "--rounds", "2", "--threads", "1",
-           "--compare", "onnxruntime", "--json", str(tmp_path / "r.json"),
+           "--compare", "onnxruntime", "--algorithms", "auto,winograd",
+           "--json", str(tmp_path / "r.json"),
            "--markdown", str(tmp_path / "r.md")]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
@@ -187,12 +188,17 @@ def test_bench_networks_runs_on_a_tiny_configuration(tmp_path):
     row = next(line.split() for line in out.stdout.splitlines() if line.startswith("squeeze"))
     assert row[1] == "2" and float(row[2]) > 0 and float(row[3]) > 0
     assert float(row[-1]) < 1e-4          # fastconv's max error vs ONNX Runtime
+    assert any(line.startswith("batch 2: geometric mean of ort/fastconv-winograd")
+               for line in out.stdout.splitlines())
     report = json.loads((tmp_path / "r.json").read_text())
     assert "--suite networks" in report["command"]
     (saved,) = report["rows"]
     assert saved["network"] == "squeezenet1_1" and saved["batch"] == 2
     assert saved["ms"]["fastconv"] == pytest.approx(float(row[2]), abs=0.01)
-    assert "| squeezenet1_1 | 2 |" in (tmp_path / "r.md").read_text()
+    assert saved["ms"]["fastconv-winograd"] > 0 and saved["ort_over_winograd"] > 0
+    assert saved["winograd_error"] < 1e-4       # Winograd's error bound, vs ONNX Runtime
+    md = (tmp_path / "r.md").read_text()
+    assert "| squeezenet1_1 | 2 |" in md and "ort / winograd" in md
 
 
 # -- single ops against ONNX Runtime ------------------------------------------------------

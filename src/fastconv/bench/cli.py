@@ -150,7 +150,8 @@ def bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithms", type=_names(("auto", "direct", "im2col", "winograd")),
                    default=("auto",),
                    help="conv algorithms: auto,direct,im2col,winograd (default auto; winograd "
-                        "runs on the 3x3 stride-1 layers of the C backend only)")
+                        "runs on the 3x3 stride-1 layers of the C backend only; with --suite "
+                        "networks, winograd adds fastconv with set_winograd(True))")
     p.add_argument("--compare", type=_names(_peers.PEERS), default=_peers.PEERS,
                    help="peers: numpy,torch,onnxruntime or none (default all; missing ones "
                         "are skipped)")
@@ -183,16 +184,21 @@ def _write_network_rows(rows, impls, argv, json_path, markdown_path):
         with open(json_path, "w") as f:
             json.dump({"command": command, "rows": rows}, f, indent=1)
     if markdown_path:
+        wino = "fastconv-winograd" in impls
         lines = [f"`{command}`", "",
                  "| network | batch | " + " | ".join(f"{i} ms" for i in impls)
-                 + " | ort / fastconv | max err |",
-                 "|---|---:|" + "---:|" * (len(impls) + 2)]
+                 + " | ort / fastconv | max err |"
+                 + (" ort / winograd | winograd err |" if wino else ""),
+                 "|---|---:|" + "---:|" * (len(impls) + 2 + 2 * wino)]
         for r in rows:
             ratio, err = r["ort_over_fastconv"], r["fastconv_error"]
+            cells = [ratio, err] + ([r.get("ort_over_winograd"), r.get("winograd_error")]
+                                    if wino else [])
             lines.append(f"| {r['network']} | {r['batch']} | "
-                         + " | ".join(f"{r['ms'][i]:.2f}" for i in impls)
-                         + f" | {'' if ratio is None else f'{ratio:.2f}'}"
-                         + f" | {'' if err is None else f'{err:.1e}'} |")
+                         + " | ".join(f"{r['ms'][i]:.2f}" for i in impls) + " | "
+                         + " | ".join("" if v is None else (f"{v:.2f}" if k % 2 == 0
+                                                            else f"{v:.1e}")
+                                      for k, v in enumerate(cells)) + " |")
         with open(markdown_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -201,7 +207,9 @@ def bench(argv) -> int:
     """`python -m fastconv bench ARGV...`"""
     args = bench_parser().parse_args(argv)
     if args.suite == "networks":
-        impls = ("fastconv",) + tuple(p for p in args.compare if p in _netbench.IMPLS)
+        impls = ("fastconv",) + (("fastconv-winograd",) if "winograd" in args.algorithms
+                                 else ()) + tuple(p for p in args.compare
+                                                  if p in _netbench.IMPLS)
         rows = _netbench.run(args.networks, args.batch,
                              (args.threads or (get_num_threads(),))[0], args.size,
                              max(args.rounds, 1), impls=impls)

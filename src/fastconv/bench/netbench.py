@@ -23,7 +23,8 @@ import time
 import numpy as np
 
 NETWORKS = ("alexnet", "vgg16", "resnet50", "googlenet", "squeezenet1_1", "mobilenet_v2")
-IMPLS = ("fastconv", "onnxruntime", "torch")
+#: "fastconv-winograd": fastconv with fastconv.set_winograd(True) (auto may pick Winograd).
+IMPLS = ("fastconv", "fastconv-winograd", "onnxruntime", "torch")
 
 
 def torchvision_models():
@@ -88,10 +89,11 @@ def export(model, size, f):
 # ---- worker: one implementation in its own process ---------------------------------
 
 def _runner(impl, name, path, threads):
-    if impl == "fastconv":
+    if impl in ("fastconv", "fastconv-winograd"):
         import fastconv
         from fastconv import onnx as fonnx
         fastconv.set_num_threads(threads)
+        fastconv.set_winograd(impl == "fastconv-winograd")
         g = fonnx.load(path)
         return lambda x: g(x)
     if impl == "onnxruntime":
@@ -195,9 +197,13 @@ def run(networks=NETWORKS, batches=(1, 8), threads=2, size=224, rounds=5, block_
             ratio = ms["onnxruntime"] / ms["fastconv"] if {"onnxruntime", "fastconv"} <= \
                 set(ms) else None
             err = errors.get("fastconv")
-            rows.append({"network": name, "batch": batch, "threads": threads, "size": size,
-                         "ms": ms, "rounds": rounds, "ort_over_fastconv": ratio,
-                         "fastconv_error": err})
+            row = {"network": name, "batch": batch, "threads": threads, "size": size,
+                   "ms": ms, "rounds": rounds, "ort_over_fastconv": ratio,
+                   "fastconv_error": err}
+            if "fastconv-winograd" in ms and "onnxruntime" in ms:
+                row["ort_over_winograd"] = ms["onnxruntime"] / ms["fastconv-winograd"]
+                row["winograd_error"] = errors["fastconv-winograd"]
+            rows.append(row)
             out(f"{name:<15} {batch:>5} " + " ".join(f"{ms[i]:>15.2f}" for i in impls)
                 + f" {ratio if ratio else float('nan'):>13.3f}"
                 + f" {err if err is not None else float('nan'):>9.1e}")
@@ -207,6 +213,11 @@ def run(networks=NETWORKS, batches=(1, 8), threads=2, size=224, rounds=5, block_
         if ratios:
             out(f"batch {batch}: geometric mean of ort/fastconv "
                 f"{float(np.exp(np.mean(np.log(ratios)))):.3f} over {len(ratios)} networks")
+        wino = [r["ort_over_winograd"] for r in rows if r["batch"] == batch and
+                "ort_over_winograd" in r]
+        if wino:
+            out(f"batch {batch}: geometric mean of ort/fastconv-winograd "
+                f"{float(np.exp(np.mean(np.log(wino)))):.3f} over {len(wino)} networks")
     return rows
 
 
