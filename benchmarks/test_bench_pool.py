@@ -1,7 +1,8 @@
-"""Pooling: the C and Numba kernels against the NumPy tap-by-tap pooling of
-fastconv.nn (MaxPool2d / AvgPool2d), torch.nn.functional and ONNX Runtime (a
-one-node model), on the pools of VGG-16, ResNet-50, GoogLeNet, SqueezeNet,
-AlexNet and MTCNN's P-Net (its first pyramid level on a 1280x720 image)."""
+"""Pooling: the C and Numba kernels, the fastconv.nn layers (MaxPool2d /
+AvgPool2d on the configured backend, "nn-layer": the kernel plus the layer's
+checks), torch.nn.functional and ONNX Runtime (a one-node model), on the pools
+of VGG-16, ResNet-50, GoogLeNet, SqueezeNet, AlexNet and MTCNN's P-Net (its
+first pyramid level on a 1280x720 image)."""
 import numpy as np
 import pytest
 
@@ -21,7 +22,7 @@ POOLS = [
     ("alexnet.pool1", 64, 55, 55, 3, 2, 0, False, "max"),
     ("pnet.pool1", 10, 430, 766, 2, 2, 0, True, "max"),
 ]
-IMPLS = ["c", "numba", "numpy-nn", "torch", "onnxruntime"]
+IMPLS = ["c", "numba", "nn-layer", "torch", "onnxruntime"]
 
 
 def _ort_pool(x, k, s, pad, ceil, kind, threads):
@@ -59,7 +60,7 @@ def test_pool(pool, impl, batch, reduced, measure, request, threads):
             fn = lambda: fastconv.max_pool2d(x, k, s, pad, 1, ceil, backend=impl)
         else:
             fn = lambda: fastconv.avg_pool2d(x, k, s, pad, ceil, backend=impl)
-    elif impl == "numpy-nn":
+    elif impl == "nn-layer":
         if ceil and kind == "avg":
             pytest.skip("nn.AvgPool2d has no ceil_mode")
         layer = nn.MaxPool2d(k, s, pad, ceil) if kind == "max" else nn.AvgPool2d(k, s, pad)
