@@ -139,12 +139,13 @@ def winograd_tiles(p: _args.ConvParams) -> int:
     return p.n * -(-p.oh // 4) * -(-p.ow // 4)
 
 
-# Geometry rule of auto's Winograd choice (to be measured on a quiet machine:
-# docs/WINOGRAD.md).  Winograd does 4x fewer multiply-adds than direct, but
-# its transformed filters are 4x the weights, so it needs enough tiles to
-# amortise them, and enough channels for its GEMMs to beat the transforms.
+# Geometry rule of auto's Winograd choice (measured: docs/WINOGRAD.md).
+# Winograd does 4x fewer multiply-adds than direct, but its transformed
+# filters are 4x the weights, which every call streams, so it needs enough
+# tiles to amortise them, and enough channels for its GEMMs to beat the
+# transforms.
 def _winograd_wins(p: _args.ConvParams) -> bool:
-    return p.c >= 16 and p.k >= 16 and winograd_tiles(p) >= 64
+    return p.c >= 16 and p.k >= 16 and winograd_tiles(p) >= 16
 
 
 def winograd_workspace(p: _args.ConvParams, itemsize: int, threads: int) -> tuple[int, int]:
