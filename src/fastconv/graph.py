@@ -398,19 +398,28 @@ def _concat_slots(nodes, outputs):
     return slots
 
 
-def _slot(i, node, x, slot, joined, shapes):
-    """The slice of its Concat's buffer that `node` (a Conv2d) writes, or None
-    (this input's shape or dtype does not fit; the Concat then runs itself).
+def _out_shape(i, node, x, shapes):
+    """Node i's per-sample output shape on x, or None if the layer refuses x.
     shapes: {(node index, input shape): output shape}, a cache (the check
     behind output_shape costs as much as a small conv)."""
-    name, lo, hi, total = slot
     key = (i, np.shape(x))
     shape = shapes.get(key)
     if shape is None:
         try:
-            shape = shapes[key] = node.layer.output_shape(key[1][1:])
+            shape = shapes[key] = tuple(node.layer.output_shape(key[1][1:]))
         except (ValueError, TypeError):
-            return None     # the layer's own call reports it
+            return None
+    return shape
+
+
+def _slot(i, node, x, slot, joined, shapes):
+    """The slice of its Concat's buffer that `node` (a Conv2d) writes, or None
+    (this input's shape or dtype does not fit; the Concat then runs itself).
+    shapes: the cache of _out_shape."""
+    name, lo, hi, total = slot
+    shape = _out_shape(i, node, x, shapes)
+    if shape is None:
+        return None     # the layer's own call reports it
     n, dtype = np.shape(x)[0], node.layer._weight.dtype   # the weight stays lazy
     buf = joined.get(name)
     if buf is None:
@@ -423,20 +432,16 @@ def _slot(i, node, x, slot, joined, shapes):
 def _residual_buffer(i, node, x, residual, frees, env, inputs, shapes):
     """The residual input of Conv2d node `i` when the conv can write its sum
     over it (it dies with the node, has the result's shape and dtype, and
-    shares memory with no other live value), or None.  shapes: as in _slot."""
+    shares memory with no other live value), or None.  shapes: the cache of _out_shape."""
     name = node.inputs[-1]
     if name not in frees or node.inputs.count(name) > 1 or not isinstance(residual, np.ndarray) \
             or not residual.flags.writeable or not residual.flags.c_contiguous \
             or residual.dtype != node.layer._weight.dtype:
         return None
-    key = (i, np.shape(x))
-    shape = shapes.get(key)
+    shape = _out_shape(i, node, x, shapes)
     if shape is None:
-        try:
-            shape = shapes[key] = node.layer.output_shape(key[1][1:])
-        except (ValueError, TypeError):
-            return None     # the layer's own call reports it
-    if residual.shape != (np.shape(x)[0],) + tuple(shape):
+        return None     # the layer's own call reports it
+    if residual.shape != (np.shape(x)[0],) + shape:
         return None
     others = [v for k, v in env.items() if k != name] + list(inputs)
     if any(isinstance(v, np.ndarray) and np.may_share_memory(residual, v) for v in others):
