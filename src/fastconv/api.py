@@ -63,10 +63,9 @@ def linear(x, weight, bias=None, *, backend=None, out=None, relu=False,
         fused = clip_max if can.fused_clip else None
         _gemm(kernels.gemm, x2, weight.T, y2, bias, 1, relu,
               packed if can.packed else None, ("b", 0), fused)
-        if slope is not None:
-            _args.apply_slope(target, slope, -1)
-        if clip_max is not None and fused is None:
-            np.minimum(target, clip_max, out=target)
+        # What the store did not apply: PReLU slopes, the clamp.
+        _args.apply_activation(target, False if slope is None else slope,
+                               None if fused is not None else clip_max, -1)
     return _finish(target, out)
 
 
@@ -164,10 +163,9 @@ def run_conv2d(x, weight, bias, p, packed, algorithm, be, relu=False, negative_s
     else:
         kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu,
                        **clip)
-    if slope is not None:
-        _args.apply_slope(target, slope, 1 if p.layout == "NCHW" else 3)
-    if clip_max is not None and fused is None:
-        np.minimum(target, clip_max, out=target)
+    _args.apply_activation(target, False if slope is None else slope,
+                           None if fused is not None else clip_max,
+                           1 if p.layout == "NCHW" else 3)
     return _finish(target, out)
 
 
