@@ -114,8 +114,9 @@ def test_every_isa(isa):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("shape", [(2, 3, 7, 7), (1, 2, 1, 1), (1, 4, 33, 65), (2, 1, 3, 100)])
-def test_global_pools(shape, backend):
+@pytest.mark.parametrize("shape", [(2, 3, 7, 7), (1, 2, 1, 1), (1, 4, 33, 65), (2, 1, 3, 100),
+                                   (1, 3, 4, 17), (1, 2, 1, 31), (1, 2, 8, 8)])
+def test_global_pools(shape, backend, isa):
     x = _data(shape, np.float32, 3)
     assert_close(fastconv.global_avg_pool2d(x, backend=backend),
                  x.astype(np.float64).mean((2, 3), keepdims=True))
@@ -229,6 +230,10 @@ ROWS_CASES = [
     ((1, 3, 111, 111), 3, 2, 0, 1, True),      # SqueezeNet's
     ((1, 3, 15, 15), 3, 1, 1, 1, False),       # stride 1 (GoogLeNet's inception pools)
     ((1, 3, 7, 7), 3, 1, 1, 1, False),
+    ((1, 5, 14, 14), 2, 2, 0, 1, False),       # VGG's pool5: planes narrower than a vector
+    ((1, 2, 73, 14), 3, 2, 1, 1, True),        # 1022 values: the largest copied plane
+    ((1, 2, 74, 14), 3, 2, 1, 1, True),        # 1036: too large to copy
+    ((1, 2, 11, 9), 2, 1, 0, 1, True),
     ((1, 2, 6, 17), (2, 8), (1, 1), (1, 4), 1, False),
     ((1, 2, 6, 40), (2, 8), (2, 2), (1, 4), 1, True),
     ((1, 2, 20, 20), (16, 2), (3, 2), (8, 1), 1, True),
