@@ -122,6 +122,27 @@ def test_tile_edges_exact(isa, layout, dtype):
             np.testing.assert_array_equal(got, want, err_msg=f"{algorithm} k={k} ow={ow}")
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_planar_store_widths_exact(isa, dtype, threads):
+    """NCHW tiles are stored a channel's pixels per vector, whole vectors where
+    the row goes on past the tile: every width around the tile and vector sizes,
+    rows split over threads, the output (out=) at the start of a larger buffer
+    whose elements after it must stay as they were."""
+    rng = np.random.default_rng(11)
+    for ow in list(range(1, 36)) + [47, 48, 49, 63, 64, 65]:
+        for k, c, stride in ((5, 3, 1), (37, 2, 2), (64, 3, 2)):
+            x = ints(rng, (1, c, 9, (ow - 1) * stride + 3), dtype)
+            w = ints(rng, (k, c, 3, 3), dtype)
+            want = oracle(x, w, stride=stride)
+            buf = np.full(want.size + 64, 7.0, dtype)
+            out = buf[:want.size].reshape(want.shape)
+            with fastconv.config(num_threads=threads):
+                fastconv.conv2d(x, w, stride=stride, algorithm="direct", backend="c", out=out)
+            np.testing.assert_array_equal(out, want, err_msg=f"ow={ow} k={k}")
+            assert (buf[want.size:] == 7).all(), f"ow={ow} k={k}: written past the output"
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_depthwise_widths_exact(isa, layout, dtype):
