@@ -166,7 +166,18 @@ extern const fc_wino_kernels fc_swino_avx512, fc_dwino_avx512;
  * ws: NULL, or per-thread scratch for the short-row path (pool.c sizes it) ---- */
 typedef struct {
     void (*plane)(const fc_pool_args *a, const void *x, void *y, void *ws);
+    /* `count` <= lanes contiguous planes x[l] -> y[l] at once, vectorised
+     * across them; ws: the vectors pool.c sizes for it. */
+    void (*planes)(const fc_pool_args *a, const void *const *x, void *const *y, int count,
+                   void *ws);
+    int lanes;
 } fc_pool_kernels;
+enum { FC_POOL_MAX_LANES = 16 };  /* float in a 64-byte vector */
+/* Rows (or columns) of input that n outputs' windows span. */
+static inline int64_t fc_pool_padded_extent(int64_t n, int64_t stride, int64_t k, int64_t dil)
+{
+    return (n - 1) * stride + (k - 1) * dil + 1;
+}
 /* Max pools that take the rows-then-columns kernel (pool.inc's plane_rows):
  * column stride 1 or 2, no column dilation, small windows, more than one output. */
 enum { FC_POOL_ROWS_KW = 8, FC_POOL_ROWS_KH = 16, FC_POOL_ROWS_BLOCK = 128 };

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import fastconv
+from fastconv import nn
 from checks import DTYPES, assert_close
 
 BACKENDS = ["c", "numba", "numpy"]
@@ -334,3 +335,67 @@ def test_rows_avg_pool_every_isa(case, dtype, isa):
         strided[..., ::2] = x
         np.testing.assert_array_equal(
             fastconv.avg_pool2d(strided[..., ::2], k, s, pad, ceil, include_pad), want)
+
+
+# Contiguous planes narrower than 64 columns are pooled L planes at a time
+# (vectorised across them): plane counts below, at and above the lanes (4, 8,
+# 16), NaN in one plane of a group only, the scratch limit, every mode.
+ACROSS_CASES = [
+    ((2, 19, 13, 13), 3, 2, 0, 1, True),       # 38 planes: two full groups of 16 and a part
+    ((1, 16, 14, 14), 2, 2, 0, 1, False),      # VGG's pool5 shape, one whole group
+    ((1, 33, 28, 28), 3, 1, 1, 1, False),      # GoogLeNet's inception pool
+    ((1, 9, 27, 27), 3, 2, 0, 1, True),        # SqueezeNet's
+    ((1, 17, 14, 14), 5, 3, 0, 1, False),      # GoogLeNet's average
+    ((1, 5, 9, 63), 3, 2, 1, 1, True),         # widest taken
+    ((1, 5, 9, 64), 3, 2, 1, 1, True),         # the row kernels
+    ((1, 3, 62, 62), 3, 1, 1, 1, False),       # 64 x 64 padded: the scratch limit
+    ((1, 3, 63, 63), 3, 1, 1, 1, False),       # just past it
+    ((1, 20, 4, 4), 3, 1, 1, 1, True),         # 16 values a plane: one vector
+    ((1, 20, 3, 5), 2, 1, 0, 1, False),        # 15: too few for a vector at 16 lanes
+    ((1, 18, 11, 12), 3, (2, 1), (1, 0), (2, 1), False),  # row dilation, unequal strides
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", ACROSS_CASES, ids=str)
+def test_across_planes_every_isa(case, dtype, isa):
+    shape, k, s, pad, dil, ceil = case
+    x = _data(shape, dtype, len(str(case)))
+    x[0, min(3, shape[1] - 1)].flat[5] = np.nan   # must not leak into the group's others
+    x[0, 1].flat[::4] = -np.inf
+    want = loop_pool(x, _pairs(k), _pairs(s), _pairs(pad), _pairs(dil), ceil, "max")
+    np.testing.assert_array_equal(fastconv.max_pool2d(x, k, s, pad, dil, ceil), want)
+    if dil == 1:
+        x = _data(shape, dtype, len(str(case)))
+        for inc in (True, False):
+            want = loop_pool(x, _pairs(k), _pairs(s), _pairs(pad), _pairs(dil), ceil, "avg",
+                             count_include_pad=inc)
+            assert_close(fastconv.avg_pool2d(x, k, s, pad, ceil, inc), want, dtype)
+
+
+def test_pool_layers_keep_params_per_input_shape():
+    """Pooling layers keep the validated params per input shape and dtype: a
+    layer fed alternating shapes and dtypes pools each by its own."""
+    from fastconv import layers
+    rng = np.random.default_rng(5)
+    shapes = [(1, 3, 9, 9), (2, 5, 14, 11), (1, 3, 9, 9), (1, 3, 10, 9)]
+    pools = [(nn.MaxPool2d(3, 2, 1, ceil_mode=True), "max", True),
+             (nn.AvgPool2d(3, 2, 1), "avg", True),
+             (layers.MaxPool(3, 2, ((1, 2), (0, 1)), dilation=(2, 1)), "max", False),
+             (layers.AveragePool(2, 1, 0, count_include_pad=False), "avg", False)]
+    for layer, mode, torch_pads in pools:
+        for i, shape in enumerate(shapes * 2):
+            dtype = DTYPES[i % 2]
+            x = rng.standard_normal(shape).astype(dtype)
+            if torch_pads:
+                want = loop_pool(x, _pairs(layer.kernel_size), _pairs(layer.stride),
+                                 _pairs(layer.padding), (1, 1), layer.ceil_mode, mode)
+            else:
+                t, b, l, r = layer.padding
+                want = fastconv.pool.window_pool2d(x, layer.kernel_size, layer.stride,
+                                                   ((t, b), (l, r)), layer.dilation,
+                                                   layer.ceil_mode,
+                                                   layer.mode, backend="numpy")
+            got = layer(x)
+            assert got.dtype == dtype
+            assert_close(got, want, dtype)
