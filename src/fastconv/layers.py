@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _args, pool
+from .config import resolve_backend
 from .nn import Module, _shape_only
 
 
@@ -343,9 +344,12 @@ class _WindowPool(Module):
     def forward(self, x):
         x = _float_input("x", x, 4)
         t, b, l, r = self.padding
-        return pool.window_pool2d(x, self.kernel_size, self.stride, ((t, b), (l, r)),
-                                  self.dilation, self.ceil_mode, self.mode,
-                                  what=type(self).__name__)
+        x, p = pool.params_for(
+            self.__dict__.setdefault("_checked", {}), x,
+            lambda x: _args.pool2d_args(type(self).__name__, x, self.kernel_size, self.stride,
+                                        ((t, b), (l, r)), self.dilation, self.ceil_mode,
+                                        self.mode, wide_pads=True))
+        return pool.run_pool2d(x, p, resolve_backend(None))
 
     def __repr__(self):
         kh, kw = self.kernel_size

@@ -299,6 +299,15 @@ class _Pool2d(Module):
                              f"{self.kernel_size}")
         self.ceil_mode = _args.flag("ceil_mode", ceil_mode)
 
+    def _pool(self, x, what, mode):
+        """Float x pooled by fastconv.pool's kernels, its validated PoolParams
+        kept per input shape (pool.params_for): no argument work per call."""
+        x, p = pool.params_for(
+            self.__dict__.setdefault("_checked", {}), x,
+            lambda x: _args.pool2d_args(what, x, self.kernel_size, self.stride, self.padding, 1,
+                                        self.ceil_mode, mode))
+        return pool.run_pool2d(x, p, resolve_backend(None))
+
     def _out(self, size, k, s, p):
         return _args._pool_extent(type(self).__name__, size, k, 1, s, p, p, self.ceil_mode)
 
@@ -332,8 +341,7 @@ class MaxPool2d(_Pool2d):
     def forward(self, x):
         x = _input(self, x, "(N, C, H, W)", ndim=4, ints=True)
         if x.dtype.kind == "f":
-            return pool.max_pool2d(x, self.kernel_size, self.stride, self.padding, 1,
-                                   self.ceil_mode)
+            return self._pool(x, "max_pool2d", "max")
         if self.padding == (0, 0):
             return self._unpadded(x)
         # Padding never wins a window (each holds an input pixel); integers are exact.
@@ -376,7 +384,7 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x):
         x = _input(self, x, "(N, C, H, W)", ndim=4)
-        return pool.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        return self._pool(x, "avg_pool2d", "avg")
 
 
 class GlobalAvgPool2d(Module):

@@ -15,9 +15,30 @@ def _run(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode, backe
     be = resolve_backend(backend)
     x, p = _args.pool2d_args(what, x, kernel_size, stride, padding, dilation, ceil_mode, mode,
                              wide_pads)
+    return run_pool2d(x, p, be)
+
+
+def params_for(cache: dict, x, validate):
+    """(x, PoolParams) for a layer's input x: from `cache`, the layer's dict by
+    (shape, dtype) (the params depend on nothing else once the layer's settings
+    are fixed), or validate(x) -> (x, params) the first time."""
+    key = (x.shape, x.dtype)
+    p = cache.get(key)
+    if p is None:
+        x, p = validate(x)
+        if len(cache) >= 16:   # a layer fed ever new sizes keeps only recent ones
+            cache.clear()
+        cache[key] = p
+    return x, p
+
+
+def run_pool2d(x, p, backend):
+    """Pool x (as _args.pool2d_args returned it) by its PoolParams p on `backend`
+    (a resolved name): the part of a call after validation, for layers that
+    keep p per input shape."""
     y = np.empty(p.out_shape, x.dtype)
     if y.size:
-        _backend(be).pool2d(x, p, y)
+        _backend(backend).pool2d(x, p, y)
     return y
 
 
