@@ -1,9 +1,13 @@
 """Shared test helpers: parameter lists and the oracle comparison."""
 import numpy as np
+import pytest
 
 BACKENDS = ["c", "numba"]
 ALGORITHMS = ["auto", "direct", "im2col"]
 DTYPES = [np.float32, np.float64]
+#: For grids whose float64 kernels other quick-tier tests run too: float64
+#: only in the full suite (the `slow` marker; README, Tests).
+DTYPES_F64_SLOW = [np.float32, pytest.param(np.float64, marks=pytest.mark.slow)]
 
 
 def tol(dtype):

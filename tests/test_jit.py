@@ -100,7 +100,7 @@ def explicit(kernel, stride, padding, dilation):
     return stride, ((t, b), (l, r)), dilation
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", [np.float32, pytest.param(np.float64, marks=pytest.mark.slow)])
 def test_user_cached_function_matches_references(user_net, dtype):
     rng = np.random.default_rng(17)
     for xs, ws, *args, groups in CONV_CASES:
@@ -118,6 +118,7 @@ def test_user_cached_function_matches_references(user_net, dtype):
         np.testing.assert_array_equal(m, flat @ fc_w.T.astype(np.float64), err_msg=case)
 
 
+@pytest.mark.slow
 def test_argument_forms_in_nopython_code():
     """ints, nested paddings, 'same'/'valid' (literal and as a string
     variable), defaults, bias None, 1-D linear input, non-contiguous views."""
@@ -172,6 +173,7 @@ def test_from_python_matches_python_api(dtype):
                                             b[:3]), np.tile(b[:3], (2, 1)))
 
 
+@pytest.mark.slow
 def test_against_torch(user_net):
     """The user's function (compiled once per dtype for the whole module: each
     compile of a function that calls fastconv.jit builds the kernels into it)."""
@@ -192,6 +194,7 @@ def test_against_torch(user_net):
         np.testing.assert_allclose(z, want_fc, rtol=tol, atol=tol * 100)
 
 
+@pytest.mark.slow
 def test_parallel_user_code():
     """A user's parallel=True function calling fastconv.jit inside its prange."""
     @numba.njit(parallel=True)
@@ -231,6 +234,7 @@ def _bad_cases(rng):
     ]
 
 
+@pytest.mark.slow
 def test_errors_in_nopython_code_name_the_argument():
     run = numba.njit(lambda x, w, b, s, p, d, g: fj.conv2d(x, w, b, s, p, d, g))
     x, w, cases = _bad_cases(np.random.default_rng(0))
@@ -244,6 +248,7 @@ def test_errors_in_nopython_code_name_the_argument():
         assert str(api.value).startswith(name), (name, str(api.value))
 
 
+@pytest.mark.slow
 def test_type_and_literal_errors_in_nopython_code():
     x32, w32 = np.ones((1, 2, 5, 5), np.float32), np.ones((3, 2, 3, 3), np.float32)
     checks = [
@@ -276,6 +281,7 @@ def test_type_and_literal_errors_in_nopython_code():
         assert str(info.value).startswith(name), (name, str(info.value))
 
 
+@pytest.mark.slow
 def test_second_process_starts_from_the_cache(user_net, user_dir):
     """The user's cached function in a new process: loaded, not compiled, and
     quick.  The time bound is over Numba's own floor (a trivial cached
