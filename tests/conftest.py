@@ -13,6 +13,8 @@ Property tests run under a fixed example budget so CI time is bounded:
                 A failure prints ``--hypothesis-seed=N``/``@seed(N)`` or a
                 ``@reproduce_failure`` blob; rerun with that seed to reproduce.
   sanitize      a small budget for the slow sanitizer build (.ci/sanitize).
+  quick         derandomized, 20 examples: README's quick tier (-m "not slow");
+                the full suite keeps dev's or ci's budget.
 
 Choose one with FASTCONV_HYPOTHESIS_PROFILE=<name> or pytest's
 ``--hypothesis-profile=<name>``.  To reproduce a failure:
@@ -39,6 +41,7 @@ settings.register_profile("dev", max_examples=60, derandomize=True, **_common)
 settings.register_profile("ci", max_examples=60, derandomize=False, **_common)
 settings.register_profile("explore", max_examples=1000, derandomize=False, **_common)
 settings.register_profile("sanitize", max_examples=15, derandomize=True, **_common)
+settings.register_profile("quick", max_examples=20, derandomize=True, **_common)
 settings.load_profile(os.environ.get("FASTCONV_HYPOTHESIS_PROFILE", "ci" if IN_CI else "dev"))
 
 

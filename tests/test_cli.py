@@ -24,6 +24,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.slow
 def test_info_prints_measured_peak_and_bandwidth(capsys):
     code, out, _ = run(capsys, "info", "--threads", "1")
     assert code == 0
@@ -42,6 +43,7 @@ def test_probes_are_cached_and_reject_unknown_isa():
         machine.fma_peak(1, "sse9")
 
 
+@pytest.mark.slow
 def test_bench_lenet_writes_json_and_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     js, png = tmp_path / "r.json", tmp_path / "r.png"

@@ -56,6 +56,7 @@ def test_an_output_path_that_is_a_directory_is_refused(capsys, no_work, tmp_path
     assert "is a directory" in usage_error(capsys, "demo", "--png", str(tmp_path))
 
 
+@pytest.mark.slow
 def test_demo_writes_no_file_unless_asked(capsys, monkeypatch, tmp_path):
     pytest.importorskip("matplotlib")
     monkeypatch.setattr(demo, "fc6_section", lambda *a: None)   # VGG-16's 411 MB fc6

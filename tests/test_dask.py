@@ -84,6 +84,7 @@ def test_predict_on_cluster_equals_whole_stack(client):
                                single_pass(lenet, images), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_killed_worker_does_not_corrupt_the_result(client, lenet_fcn):
     image = lazy_image((1, 1, 256, 512), (1, 1, 64, 64), seed=3, delay=0.15)  # 32 slow chunks
     want = single_pass(lenet_fcn, image.compute(scheduler="sync"))

@@ -1,7 +1,8 @@
 """fastconv.jit inside users' own @numba.njit functions (and from Python),
-against references that share no code with fastconv: a per-output-pixel
-float64 loop written here, NumPy float64 for linear/matmul, and PyTorch
-where installed.
+against references that share no code with fastconv: the float64 conv of
+tests/reference.py on the conv cases the Numba backend's tests use
+(checks.CONV_CASES), NumPy float64 for linear/matmul, and PyTorch where
+installed.
 
 Data are small integers stored as floats, so every sum is exact and the
 results must equal the float64 references exactly."""
@@ -16,6 +17,9 @@ import pytest
 
 import fastconv
 import fastconv.jit as fj
+import reference as ref
+from arrays import ints
+from checks import CONV_CASES
 
 numba = pytest.importorskip("numba")
 
@@ -58,7 +62,7 @@ for dtype in (np.float32, np.float64):
     w = rng.integers(-3, 4, (6, 2, 3, 3)).astype(dtype)
     b = rng.integers(-3, 4, 6).astype(dtype)
     fc_w = rng.integers(-3, 4, (5, 6 * 4 * 7)).astype(dtype)
-    out = user_net.net(x, w, b, (2, 1), (1, 1), (2, 2), 2, fc_w, b[:5])
+    out = user_net.net(x, w, b, (2, 1), ((1, 1), (1, 1)), (2, 2), 2, fc_w, b[:5])
     if dtype is np.float32:
         t3 = time.perf_counter()
         y, z, m = out
@@ -88,54 +92,21 @@ def user_net(user_dir):
         sys.modules.pop("user_net", None)
 
 
-def ints(rng, shape, dtype):
-    return rng.integers(-3, 4, shape).astype(dtype)
+def explicit(kernel, stride, padding, dilation):
+    """A case's arguments in one form each (pairs; padding ((top, bottom),
+    (left, right))), so that the user's function compiles once per dtype."""
+    stride, dilation = ref._two(stride), ref._two(dilation)
+    t, b, l, r = ref.conv_padding(padding, kernel, dilation)
+    return stride, ((t, b), (l, r)), dilation
 
 
-def reference_conv(x, w, b, stride, pad, dilation, groups):
-    """float64, one output pixel at a time: the dot of its window with each filter."""
-    (sh, sw), (dh, dw), (pt, pb, pl, pr) = stride, dilation, pad
-    n, c, h, wd = x.shape
-    k, cg, kh, kw = w.shape
-    xp = np.zeros((n, c, h + pt + pb, wd + pl + pr))
-    xp[:, :, pt:pt + h, pl:pl + wd] = x
-    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    kg = k // groups
-    y = np.zeros((n, k, oh, ow))
-    for ko in range(k):
-        g = ko // kg
-        for oy in range(oh):
-            for ox in range(ow):
-                win = xp[:, g * cg:(g + 1) * cg, oy * sh:oy * sh + dh * (kh - 1) + 1:dh,
-                         ox * sw:ox * sw + dw * (kw - 1) + 1:dw]
-                y[:, ko, oy, ox] = (win * w[ko].astype(np.float64)).sum(axis=(1, 2, 3))
-    return y + (0 if b is None else b.astype(np.float64)[None, :, None, None])
-
-
-# (x shape, weight shape, stride, padding (h, w), dilation, groups)
-CASES = [
-    ((2, 3, 9, 11), (4, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1),
-    ((3, 4, 1, 1), (5, 4, 1, 1), (1, 1), (0, 0), (1, 1), 1),    # 1x1 image, pointwise, batch 3
-    ((2, 2, 1, 1), (3, 2, 3, 3), (1, 1), (1, 1), (1, 1), 1),    # 1x1 image, padded 3x3
-    ((1, 2, 10, 9), (3, 2, 2, 2), (3, 3), (0, 0), (1, 1), 1),   # stride > kernel
-    ((2, 3, 8, 7), (4, 3, 3, 2), (2, 1), (2, 0), (1, 1), 1),
-    ((1, 2, 11, 12), (3, 2, 3, 3), (1, 1), (2, 2), (2, 3), 1),  # dilation
-    ((2, 6, 7, 8), (4, 3, 3, 3), (1, 2), (1, 1), (1, 1), 2),    # groups
-    ((2, 8, 9, 9), (8, 1, 3, 3), (1, 1), (1, 1), (1, 1), 8),    # depthwise
-    ((1, 4, 9, 9), (8, 1, 5, 5), (2, 2), (2, 2), (1, 1), 4),    # depthwise, multiplier 2
-    ((2, 3, 5, 6), (7, 3, 5, 6), (1, 1), (0, 0), (1, 1), 1),    # kernel = input
-    ((1, 70, 12, 12), (40, 70, 3, 3), (1, 1), (1, 1), (1, 1), 1),  # depth above one KC block
-    ((0, 3, 5, 5), (2, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1),    # N = 0
-]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", [np.float32, pytest.param(np.float64, marks=pytest.mark.slow)])
 def test_user_cached_function_matches_references(user_net, dtype):
     rng = np.random.default_rng(17)
-    for xs, ws, stride, pad, dil, groups in CASES:
+    for xs, ws, *args, groups in CONV_CASES:
+        stride, pad, dil = explicit(ws[2:], *args)
         x, w, b = ints(rng, xs, dtype), ints(rng, ws, dtype), ints(rng, ws[0], dtype)
-        want = reference_conv(x, w, b, stride, (pad[0], pad[0], pad[1], pad[1]), dil, groups)
+        want = ref.conv2d(x, w, b, *args, groups)
         feats = int(np.prod(want.shape[1:]))
         fc_w, fc_b = ints(rng, (5, feats), dtype), ints(rng, 5, dtype)
         y, z, m = user_net.net(x, w, b, stride, pad, dil, groups, fc_w, fc_b)
@@ -147,6 +118,7 @@ def test_user_cached_function_matches_references(user_net, dtype):
         np.testing.assert_array_equal(m, flat @ fc_w.T.astype(np.float64), err_msg=case)
 
 
+@pytest.mark.slow
 def test_argument_forms_in_nopython_code():
     """ints, nested paddings, 'same'/'valid' (literal and as a string
     variable), defaults, bias None, 1-D linear input, non-contiguous views."""
@@ -166,16 +138,15 @@ def test_argument_forms_in_nopython_code():
     a = ints(rng, (6, 10), np.float32)
     w2 = ints(rng, (2, 3, 2, 4), np.float32)
     same, var, ints_, nested, vec, mm, even = forms(x, w, b, "valid", a, w2)
-    np.testing.assert_array_equal(same, reference_conv(x, w, None, (1, 1), (2, 2, 2, 2), (2, 2), 1))
-    np.testing.assert_array_equal(var, reference_conv(x, w, b, (1, 1), (0,) * 4, (1, 1), 1))
-    np.testing.assert_array_equal(ints_, reference_conv(x, w, b, (2, 2), (1,) * 4, (1, 1), 1))
+    np.testing.assert_array_equal(same, ref.conv2d(x, w, None, 1, 2, 2))
+    np.testing.assert_array_equal(var, ref.conv2d(x, w, b))
+    np.testing.assert_array_equal(ints_, ref.conv2d(x, w, b, 2, 1))
     np.testing.assert_array_equal(
-        nested, reference_conv(x[:, :, ::2], w, None, (1, 2), (0, 2, 1, 0), (1, 1), 1))
+        nested, ref.conv2d(x[:, :, ::2], w, None, (1, 2), ((0, 2), (1, 0))))
     np.testing.assert_array_equal(vec, a[0].astype(np.float64) @ a[::2].T.astype(np.float64))
     np.testing.assert_array_equal(mm, a.T.astype(np.float64) @ a[::-1])
     # "same" pads asymmetrically for even kernels, as PyTorch does
-    np.testing.assert_array_equal(even,
-                                  reference_conv(x, w2, None, (1, 1), (0, 1, 1, 2), (1, 1), 1))
+    np.testing.assert_array_equal(even, ref.conv2d(x, w2, None, 1, ((0, 1), (1, 2))))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -202,6 +173,7 @@ def test_from_python_matches_python_api(dtype):
                                             b[:3]), np.tile(b[:3], (2, 1)))
 
 
+@pytest.mark.slow
 def test_against_torch(user_net):
     """The user's function (compiled once per dtype for the whole module: each
     compile of a function that calls fastconv.jit builds the kernels into it)."""
@@ -216,12 +188,13 @@ def test_against_torch(user_net):
     fc_w, fc_b = rng.standard_normal((5, want[0].numel())), rng.standard_normal(5)
     want_fc = F.linear(want.flatten(1), torch.from_numpy(fc_w), torch.from_numpy(fc_b)).numpy()
     for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-4)):
-        y, z, _ = user_net.net(*(v.astype(dtype) for v in (x, w, b)), (2, 1), (1, 2), (1, 2), 2,
-                               fc_w.astype(dtype), fc_b.astype(dtype))
+        y, z, _ = user_net.net(*(v.astype(dtype) for v in (x, w, b)), (2, 1), ((1, 1), (2, 2)),
+                               (1, 2), 2, fc_w.astype(dtype), fc_b.astype(dtype))
         np.testing.assert_allclose(y, want.numpy(), rtol=tol, atol=tol)
         np.testing.assert_allclose(z, want_fc, rtol=tol, atol=tol * 100)
 
 
+@pytest.mark.slow
 def test_parallel_user_code():
     """A user's parallel=True function calling fastconv.jit inside its prange."""
     @numba.njit(parallel=True)
@@ -238,8 +211,7 @@ def test_parallel_user_code():
     images, filters = ints(rng, (6, 3, 7, 8), np.float64), ints(rng, (5, 3, 3, 3), np.float64)
     out, conv = per_item(xs, w, images, filters)
     np.testing.assert_array_equal(out, xs @ w.T)
-    np.testing.assert_array_equal(conv, reference_conv(images, filters, None, (1, 1), (1,) * 4,
-                                                       (1, 1), 1))
+    np.testing.assert_array_equal(conv, ref.conv2d(images, filters, None, 1, 1))
 
 
 # Bad arguments: the nopython call must raise what the Python API raises,
@@ -262,6 +234,7 @@ def _bad_cases(rng):
     ]
 
 
+@pytest.mark.slow
 def test_errors_in_nopython_code_name_the_argument():
     run = numba.njit(lambda x, w, b, s, p, d, g: fj.conv2d(x, w, b, s, p, d, g))
     x, w, cases = _bad_cases(np.random.default_rng(0))
@@ -275,6 +248,7 @@ def test_errors_in_nopython_code_name_the_argument():
         assert str(api.value).startswith(name), (name, str(api.value))
 
 
+@pytest.mark.slow
 def test_type_and_literal_errors_in_nopython_code():
     x32, w32 = np.ones((1, 2, 5, 5), np.float32), np.ones((3, 2, 3, 3), np.float32)
     checks = [
@@ -307,6 +281,7 @@ def test_type_and_literal_errors_in_nopython_code():
         assert str(info.value).startswith(name), (name, str(info.value))
 
 
+@pytest.mark.slow
 def test_second_process_starts_from_the_cache(user_net, user_dir):
     """The user's cached function in a new process: loaded, not compiled, and
     quick.  The time bound is over Numba's own floor (a trivial cached
@@ -316,7 +291,8 @@ def test_second_process_starts_from_the_cache(user_net, user_dir):
     for dtype in DTYPES:  # make sure the cache holds both dtypes
         x, w, b = ints(rng, (2, 4, 9, 9), dtype), ints(rng, (6, 2, 3, 3), dtype), \
             ints(rng, 6, dtype)
-        user_net.net(x, w, b, (2, 1), (1, 1), (2, 2), 2, ints(rng, (5, 168), dtype), b[:5])
+        user_net.net(x, w, b, (2, 1), ((1, 1), (1, 1)), (2, 2), 2, ints(rng, (5, 168), dtype),
+                     b[:5])
         user_net.trivial(x)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(user_dir)] + sys.path))
     proc = subprocess.run([sys.executable, "-c", SECOND_PROCESS], capture_output=True,
@@ -331,7 +307,7 @@ def test_second_process_starts_from_the_cache(user_net, user_dir):
     rng = np.random.default_rng(0)  # the subprocess's float32 data, drawn again
     x, w, b, fc_w = (ints(rng, s, np.float32) for s in ((2, 4, 9, 9), (6, 2, 3, 3), (6,),
                                                           (5, 168)))
-    want = reference_conv(x, w, b, (2, 1), (1,) * 4, (2, 2), 2)
+    want = ref.conv2d(x, w, b, (2, 1), 1, (2, 2), 2)
     np.testing.assert_array_equal(r["y"], want)
     np.testing.assert_array_equal(r["z"], want.reshape(2, -1) @ fc_w.T.astype(np.float64) + b[:5])
     assert r["net_first_call_s"] - r["trivial_first_call_s"] <= 1.0, r
@@ -345,8 +321,7 @@ def test_the_gemm_compiles_once_per_dtype():
     rng = np.random.default_rng(1)
     for dtype in DTYPES:
         x, w = ints(rng, (1, 2, 5, 5), dtype), ints(rng, (3, 2, 3, 3), dtype)
-        np.testing.assert_array_equal(fj.conv2d(x, w, padding=1),
-                                      reference_conv(x, w, None, (1, 1), (1,) * 4, (1, 1), 1))
+        np.testing.assert_array_equal(fj.conv2d(x, w, padding=1), ref.conv2d(x, w, None, 1, 1))
         a = ints(rng, (4, 6), dtype)
         np.testing.assert_array_equal(fj.linear(a, a), a.astype(np.float64) @ a.T)
         np.testing.assert_array_equal(fastconv.matmul(a.T, a, backend="numba"),

@@ -46,7 +46,8 @@ def shapes(rng):
 
 
 @pytest.mark.parametrize("backend", ["c", "numba"])
-@pytest.mark.parametrize("function", ["conv2d", "linear", "matmul"])
+@pytest.mark.parametrize("function", ["conv2d"] + [pytest.param(f, marks=pytest.mark.slow)
+                                                   for f in ("linear", "matmul")])
 def test_resident_memory_stays_flat(function, backend):
     cycle = shapes(np.random.default_rng(5))[function]
     with fastconv.config(num_threads=1):

@@ -76,6 +76,7 @@ def test_lenet_fully_convolutional_equals_sliding_window(backend):
     assert err <= 1e-4
 
 
+@pytest.mark.slow
 def test_lenet_fully_convolutional_on_the_whole_canvas_at_all_4096_windows():
     # The demo's full case, on the oracle backend (the kernels are checked above
     # on part of the canvas, and against the oracle everywhere else).

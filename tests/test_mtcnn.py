@@ -167,6 +167,7 @@ def test_detects_the_astronaut_as_the_stored_reference_result(detector):
         assert got[1][0] > 0.99
 
 
+@pytest.mark.slow
 def test_grayscale_float_path_and_batch_inputs_agree(detector, tmp_path):
     photos = _photos()
     camera = photos["camera"]
@@ -279,6 +280,7 @@ def _scenes():
             "crowd 640x360": composite(640, 360, (0.8, 0.7, 0.8, 0.7, 0.8), "rocket", gap=-40)}
 
 
+@pytest.mark.slow
 def test_detect_finds_the_faces_facenet_pytorch_finds(reference, detector):
     model = reference.facenet_mtcnn()
     found = 0
@@ -290,6 +292,7 @@ def test_detect_finds_the_faces_facenet_pytorch_finds(reference, detector):
     assert found >= 2 + 4 + 3 + 3 + 2 + 5   # the reference finds faces in these scenes
 
 
+@pytest.mark.slow
 def test_detect_matches_facenet_pytorch_with_other_settings(reference):
     photos = _photos()
     settings = dict(min_face_size=40, thresholds=(0.5, 0.6, 0.6), factor=0.6)
@@ -345,6 +348,7 @@ def test_cli_detect_reports_unreadable_photo_and_bad_options(tmp_path, capsys):
     assert "40x40, 0 faces" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_detect_batch_matches_facenet_pytorch_batches(reference, detector):
     import torch
     photos = _photos()

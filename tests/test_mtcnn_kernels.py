@@ -85,7 +85,9 @@ def _crops(rng, n_images, h, w, count):
 
 # -- area resampling -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("oh, ow", [(24, 24), (48, 48), (1, 1), (5, 9), (13, 2), (60, 70)])
+@pytest.mark.parametrize("oh, ow", [(24, 24), pytest.param(48, 48, marks=pytest.mark.slow),
+                                    (1, 1), (5, 9), (13, 2),
+                                    pytest.param(60, 70, marks=pytest.mark.slow)])
 def test_area_resample_is_the_mean_over_each_window(oh, ow):
     """Exact: uint8 sums are integers, so the mean is one correctly rounded division."""
     rng = np.random.default_rng(oh * 100 + ow)
@@ -241,7 +243,7 @@ def _boxes(rng, n, integer):
 
 
 @pytest.mark.parametrize("mode", ["iou", "min"])
-@pytest.mark.parametrize("integer", [True, False])
+@pytest.mark.parametrize("integer", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_nms_keeps_what_greedy_nms_keeps_with_ties(mode, integer):
     rng = np.random.default_rng(7 + integer)
     for trial in range(6):

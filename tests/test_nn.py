@@ -101,8 +101,11 @@ def test_pooling_matches_torch():
 
 
 def test_pool_validates():
-    with pytest.raises(ValueError, match="at most half"):
+    with pytest.raises(ValueError, match="^padding .*at most half"):
         nn.MaxPool2d(2, padding=2)
+    with pytest.raises(ValueError, match="^padding .*at most half"):  # per axis
+        nn.AvgPool2d((2, 4), padding=(1, 3))
+    assert nn.AvgPool2d((2, 4), padding=(1, 2)).output_shape((1, 4, 4)) == (1, 3, 2)
     with pytest.raises(ValueError, match="larger than the padded input"):
         nn.MaxPool2d(5)(np.zeros((1, 1, 3, 3), np.float32))
     with pytest.raises(ValueError, match="N, C, H, W"):

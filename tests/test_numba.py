@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import fastconv
+from checks import CONV_CASES
 from fastconv.backends.numba import gemm as numba_gemm
 from fastconv.backends.numba.gemm import blocking, tile
 
@@ -117,25 +118,6 @@ def test_gemm_nan_inf_propagate(rng, dtype):
         assert np.isnan(got[3]).all()
     inf_rows = (a[:, 250] > 0) & (np.arange(m) != 3)
     assert inf_rows.any() and np.isinf(got[inf_rows, 5]).all()
-
-
-# (x shape NCHW, weight shape, stride, padding, dilation, groups)
-CONV_CASES = [
-    ((2, 3, 9, 11), (4, 3, 3, 3), 1, 1, 1, 1),
-    ((1, 4, 1, 1), (5, 4, 1, 1), 1, 0, 1, 1),            # 1x1 image, pointwise
-    ((1, 2, 1, 1), (3, 2, 3, 3), 1, 1, 1, 1),            # 1x1 image, padded 3x3
-    ((2, 3, 5, 6), (7, 3, 5, 6), 1, 0, 1, 1),            # kernel = input
-    ((1, 2, 10, 9), (3, 2, 2, 2), 3, 0, 1, 1),           # stride > kernel
-    ((1, 3, 8, 7), (4, 3, 3, 2), (2, 1), ((0, 2), (1, 0)), 1, 1),  # asymmetric padding
-    ((1, 2, 11, 12), (3, 2, 3, 3), 1, 2, (2, 3), 1),     # dilation
-    ((2, 6, 7, 8), (4, 3, 3, 3), (1, 2), 1, 1, 2),       # groups
-    ((1, 8, 9, 9), (8, 1, 3, 3), 1, 1, 1, 8),            # depthwise
-    ((1, 4, 9, 9), (8, 1, 5, 5), 2, 2, 1, 4),            # depthwise, multiplier 2
-    ((0, 3, 5, 5), (2, 3, 3, 3), 1, 1, 1, 1),            # N = 0
-    ((1, 13, 7, 5), (17, 13, 2, 3), (2, 1), (1, 0), 1, 1),  # prime sizes
-    ((1, 70, 12, 12), (40, 70, 3, 3), 1, 1, 1, 1),       # K*C*9 above one KC block
-    ((1, 5, 6, 7), (3, 5, 1, 1), 2, 0, 1, 1),            # strided 1x1
-]
 
 
 def nchw_to(x, layout):

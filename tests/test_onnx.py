@@ -48,7 +48,9 @@ def light(name):
 
 # -- the onnx wheel's light model zoo -----------------------------------------------
 
-@pytest.mark.parametrize("name", om.LIGHT)
+# The quick tier runs the three smallest; the full suite all nine.
+@pytest.mark.parametrize("name", [n if n in ("inception_v1", "shufflenet", "squeezenet") else
+                                  pytest.param(n, marks=pytest.mark.slow) for n in om.LIGHT])
 def test_light_model_matches_onnxruntime(name):
     model, g = light(name)
     x = image(1)
@@ -102,6 +104,7 @@ def test_light_resnet50_folds_batchnorm_and_relu():
     assert kinds.count("ReLU") == 0
 
 
+@pytest.mark.slow
 def test_summary_fc_share_of_light_models():
     _, g = light("vgg19")
     s = nn.summary(g, (3, 224, 224))
@@ -130,6 +133,7 @@ TORCHVISION = [("squeezenet1_1", 96, 2), ("mobilenet_v2", 96, 2), ("resnet50", 6
                ("googlenet", 96, 2), ("alexnet", 224, 1), ("vgg16", 224, 1)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,size,batch", TORCHVISION)
 def test_torchvision_model_matches_onnxruntime(name, size, batch):
     data, g = torchvision(name, size)
@@ -150,6 +154,7 @@ def test_torchvision_model_batch8_at_224(name, backend):
     om.assert_close_to_magnitude(y, om.ort_run(data, x)[0])
 
 
+@pytest.mark.slow
 def test_torchvision_alexnet_fully_convolutional():
     data, g = torchvision("alexnet", 224)
     fcn = nn.to_fully_convolutional(g, (3, 224, 224))
@@ -159,6 +164,7 @@ def test_torchvision_alexnet_fully_convolutional():
     assert fcn(image(1, 256, seed=7)).shape == (1, 1000, 2, 2)
 
 
+@pytest.mark.slow
 def test_torchvision_summary_fc_share():
     # The design notes' numbers: VGG-16 ~89%, ResNet-50 ~8%, SqueezeNet 0%.
     for name, size, low, high in (("alexnet", 224, 0.955, 0.965), ("vgg16", 224, 0.88, 0.90),
@@ -170,6 +176,7 @@ def test_torchvision_summary_fc_share():
         assert s.params == g.params()
 
 
+@pytest.mark.slow
 def test_bench_networks_runs_on_a_tiny_configuration(tmp_path):
     # The command's plumbing (export, one worker process per implementation,
     # alternating rounds, the JSON and Markdown reports), not its timings.

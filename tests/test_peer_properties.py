@@ -149,6 +149,7 @@ def check(prob):
             f"{backend}/{isa}/{algo}: {mismatch(got, want)}"
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 @settings(max_examples=EXAMPLES)
 @given(problems())

@@ -8,6 +8,7 @@ import pytest
 
 import fastconv
 from fastconv import nn
+from checks import DTYPES_F64_SLOW
 from isas import using_isa
 
 from test_graph import conv_ref, rand
@@ -41,7 +42,7 @@ def act_kwargs(act, k, dtype):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", DTYPES_F64_SLOW)
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_conv2d_residual_matches_torch(backend, dtype, layout):
     rng = np.random.default_rng(11)

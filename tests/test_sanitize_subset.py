@@ -11,9 +11,9 @@ import pytest
 
 import fastconv
 from arrays import close, ints, laid_out, mismatch
+from checks import DTYPES_F64_SLOW
 from isas import c_isas, using_isa
 
-DTYPES = [np.float32, np.float64]
 # Below, at and above multiples of common register tiles (4, 6, 8, 14, 16, 24, 32, 48).
 EDGE = [1, 2, 3, 5, 7, 8, 9, 13, 15, 16, 17, 23, 24, 25, 31, 33, 47, 49, 65]
 DEPTH = [1, 2, 7, 8, 9, 63, 64, 65, 255, 256, 257, 385, 513]
@@ -30,7 +30,7 @@ def gemm_cases():
     yield 130, 130, 1030, "reversed", "strided"
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES_F64_SLOW)
 @pytest.mark.parametrize("isa", c_isas())
 def test_gemm_edges(isa, dtype):
     rng = np.random.default_rng(1)
@@ -65,7 +65,7 @@ def conv_cases():
         yield 1 + i % 2, ch, 4 + i % 3, w, 1 + (i * 7) % 17, 3, 3, 1 + i % 2, i % 3, 1, 1
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES_F64_SLOW)
 @pytest.mark.parametrize("isa", c_isas())
 def test_conv_edges(isa, dtype):
     rng = np.random.default_rng(2)
@@ -88,7 +88,7 @@ def test_conv_edges(isa, dtype):
                         + mismatch(got, want)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES_F64_SLOW)
 @pytest.mark.parametrize("isa", c_isas())
 def test_packed_weight_edges(isa, dtype):
     """Weights packed once (fastconv.PackedWeight) across tile and cache-block
@@ -116,7 +116,7 @@ def test_packed_weight_edges(isa, dtype):
                         + mismatch(got, want)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES_F64_SLOW)
 @pytest.mark.parametrize("isa", c_isas())
 def test_pool_edges(isa, dtype):
     """Pooling windows at every border: padding, ceil_mode, dilation, stride >

@@ -294,9 +294,7 @@ class _Pool2d(Module):
         self.kernel_size = _args.pair("kernel_size", kernel_size, 1)
         self.stride = self.kernel_size if stride is None else _args.pair("stride", stride, 1)
         self.padding = _args.pair("padding", padding, 0)
-        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
-            raise ValueError(f"padding {self.padding} must be at most half of kernel_size "
-                             f"{self.kernel_size}")
+        _args.pool_padding(self.padding, self.kernel_size, (1, 1), self.stride)
         self.ceil_mode = _args.flag("ceil_mode", ceil_mode)
 
     def _pool(self, x, what, mode):
