@@ -139,6 +139,22 @@ def test_torchvision_model_matches_onnxruntime(name, size, batch):
     om.assert_close_to_magnitude(y, om.ort_run(data, x)[0])
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_mobilenet_v2_at_224_on_every_isa(batch):
+    """MobileNet-V2 at its own size (depthwise planes of 112 down to 7 pixels,
+    stride 1 and 2) on every ISA's kernels, twice each: the second call runs
+    on the conv buffers the first one left."""
+    from isas import c_isas, using_isa
+    data, g = torchvision("mobilenet_v2", 224)
+    x = image(batch, seed=8)
+    want = om.ort_run(data, x)[0]
+    for isa in c_isas():
+        with using_isa(isa), fastconv.config(backend="c"):
+            first = g(x)
+            om.assert_close_to_magnitude(g(x), want)
+            om.assert_close_to_magnitude(first, want)
+
+
 @heavy
 @pytest.mark.parametrize("backend", ["c", "numba"])
 @pytest.mark.parametrize("name", [t[0] for t in TORCHVISION])
