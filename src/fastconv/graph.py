@@ -225,6 +225,8 @@ class Graph(Module):
                 kwargs["residual"] = args.pop()
                 buf = _residual_buffer(i, node, args[0], kwargs["residual"], frees, env, xs,
                                        self._slot_shapes)
+                if buf is None:   # the skip lives on: the sum goes to a buffer of its own
+                    buf = self._buffers.lend(i, node, args[0], self._slot_shapes, lent)
                 if buf is not None:
                     kwargs["out"] = buf
             elif type(node.layer) is L.Add and len(args) == 2:
