@@ -105,6 +105,7 @@ typedef struct {
     const void *bias;           /* kb entries, zero where there is no bias */
     void *y;                    /* output at the tile's first pixel and channel */
     int64_t y_px, y_k;          /* ... between output pixels, output channels */
+    int64_t y_room;             /* pixels from y to the end of its output row */
     int64_t rw, nk;             /* pixels per row (rows * rw <= rw max), valid channels (<= kb) */
     int64_t rows;               /* general tile: 1, or 2 output rows at once (narrow outputs) */
     int64_t x_row, y_row;       /* ... elements between those two rows in x and in y */
