@@ -521,3 +521,21 @@ def test_import_fastconv_does_not_import_onnx():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.stdout.strip() == "False"
+
+
+def test_bench_networks_process_clock(tmp_path):
+    """--clock process: each worker reports its CPU time; the rows say which clock."""
+    import json
+    import subprocess
+    import sys
+    pytest.importorskip("torch")
+    cmd = [sys.executable, "-m", "fastconv", "bench", "--suite", "networks", "--networks",
+           "mobilenet_v2", "--size", "32", "--batch", "1", "--rounds", "1", "--threads", "1",
+           "--compare", "onnxruntime", "--clock", "process", "--json", str(tmp_path / "r.json")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    (row,) = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert row["clock"] == "process" and row["network"] == "mobilenet_v2"
+    assert row["ms"]["fastconv"] > 0 and row["ms"]["onnxruntime"] > 0
+    assert row["fastconv_error"] < 1e-4
