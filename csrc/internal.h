@@ -92,8 +92,9 @@ FC_GEMM_UKERNELS(FC_DECLARE_GEMM_KERNELS)
  * reduced over the whole (group's) input in registers, stored once with bias
  * and ReLU.  The pointers are `float *` or `double *` by the kernel's type.
  * General conv reads a zero-padded copy of the input and packed weights
- * [cg][kh][kw][kb]; depthwise reads a padded channels-last copy and weights
- * [kh][kw][channels], both vectorised over the block's channels. */
+ * [cg][kh][kw][kb]; channels-last depthwise reads a padded channels-last copy
+ * and weights [kh][kw][channels], both vectorised over the block's channels
+ * (planar depthwise: fc_dw_plane below). */
 typedef struct {
     const void *x;              /* padded input at the tile's first tap */
     int64_t x_px;               /* elements between consecutive output pixels */
@@ -116,13 +117,22 @@ typedef struct {
 
 typedef void (*fc_conv_tile_fn)(const fc_conv_tile *t);
 
-/* Depthwise at stride 1 on a planar layout: one output row of one channel,
- * vectorised over output pixels.  x: the padded plane at the row's first
- * tap; x_i / x_j: elements between kernel rows / columns; w: kh*kw taps. */
+/* Depthwise on a planar layout: one whole output plane (oh x ow, rows of ow
+ * elements at y) of one channel, vectorised over output pixels.  x: the
+ * plane's padded input as rows of x_rowlen elements, each row split into
+ * stride_w phases (phase p holds padded columns p, p + stride_w, ...), so
+ * every tap reads consecutive elements: output (oy, ox) at tap (i, j) reads
+ * x[oy * x_row + i * x_i + x_tap[j] + ox].  The rows have slack for whole
+ * vectors past ow.  fast3 (0, 1 or 2): a 3x3 kernel with x_i = x_rowlen and
+ * x_row = fast3 * x_rowlen (stride_h 1 or 2), which loads each input row once
+ * for several output rows. */
 typedef struct {
     const void *x;
-    int64_t x_i, x_j, kh, kw, ow;
-    const void *w;
+    int64_t x_row, x_i;
+    const int64_t *x_tap;       /* kw entries */
+    int64_t kh, kw, oh, ow;
+    int fast3;
+    const void *w;              /* kh*kw taps */
     double bias;
     void *y;
     int relu;
@@ -130,9 +140,9 @@ typedef struct {
     double slope;
     int clip;                   /* with relu: min(x, clip_max) too */
     double clip_max;
-} fc_dw_row;
+} fc_dw_plane;
 
-typedef void (*fc_dw_row_fn)(const fc_dw_row *r);
+typedef void (*fc_dw_plane_fn)(const fc_dw_plane *d);
 
 typedef struct {
     int kb, rw;                 /* general tile: output channels, max pixels */
@@ -140,7 +150,8 @@ typedef struct {
     fc_conv_tile_fn tile_narrow; /* the same with kb / 2 channels, for few output channels */
     int dw_kb, dw_rw;           /* depthwise tile: channels, max pixels */
     fc_conv_tile_fn dw_tile;
-    fc_dw_row_fn dw_row;        /* planar depthwise, stride 1 */
+    fc_dw_plane_fn dw_plane;    /* planar depthwise (NCHW) */
+    void (*gather2)(const void *src, int64_t n, void *dst); /* dst[m] = src[2m], m < n */
     /* weights of a block in the general tile's layout, kb channels (see tile.inc) */
     void (*pack_weights)(const void *src, int64_t red, int64_t nk, int64_t kb, void *dst);
 } fc_conv_kernels;

@@ -414,3 +414,80 @@ def test_compress_fc_on_a_graph_and_bad_arguments():
         nn.compress_fc(g, 2, layers=["act"])
     with pytest.raises(TypeError, match="Sequential or nn.Graph"):
         nn.compress_fc(nn.ReLU(), 2)
+
+
+class Failing(nn.Module):
+    """A layer whose call raises while `fail` is set."""
+    fail = False
+
+    def forward(self, x):
+        if self.fail:
+            raise ValueError("this layer fails")
+        return x * 2
+
+    def output_shape(self, shape):
+        return shape
+
+
+@pytest.mark.parametrize("backend", ["c", "numba", "numpy"])
+def test_conv_buffers_kept_for_later_calls(backend):
+    """Later calls write conv outputs into buffers of earlier calls, yet no
+    result handed out changes afterwards: outputs (and views of them, and conv
+    outputs that are both an output and read on) are the caller's; a failed
+    call returns what it borrowed; another input shape starts afresh."""
+    rng = np.random.default_rng(5)
+    w1, b1, w2, w3 = rand(rng, 6, 3, 3, 3), rand(rng, 6), rand(rng, 6, 6, 1, 1), rand(rng, 4, 6, 3, 3)
+    bad = Failing()
+    g = nn.Graph([(nn.Conv2d(w1, b1, padding=1), "x", "a"), (nn.ReLU(), "a", "r"),
+                  (nn.Conv2d(w2), "r", "b"), (nn.Conv2d(w3, padding=1), "b", "c"),
+                  (bad, "c", "d"), (nn.Flatten(), "b", "flat")], "x", ["d", "b", "flat"])
+
+    def ref(x):
+        r = np.maximum(conv_ref(x, w1, b1, 1), 0)
+        b = conv_ref(r, w2)
+        return 2 * conv_ref(b, w3, None, 1), b, b.reshape(len(b), -1)
+
+    with fastconv.config(backend=backend):
+        seen = []
+        for shape in [(2, 3, 9, 8)] * 3 + [(1, 3, 5, 7)] * 2 + [(2, 3, 9, 8)]:
+            x = rand(rng, *shape)
+            seen.append((g(x), ref(x)))
+            if len(seen) == 2:          # a call that fails half way
+                bad.fail = True
+                with pytest.raises(ValueError, match="fails"):
+                    g(rand(rng, *shape))
+                bad.fail = False
+        for got, want in seen:          # every result is still what it was
+            for a, b in zip(got, want):
+                assert a.shape == b.shape and np.abs(a - b).max() <= 1e-5 * np.abs(b).max()
+        assert np.shares_memory(seen[-1][0][1], seen[-1][0][2])  # Flatten's view of "b"
+        ids = {id(a) for got, _ in seen for a in got}
+        assert len(ids) == 3 * len(seen)   # no two results share an array
+
+
+def test_conv_buffers_reused_across_calls():
+    """A chain of convs: the second call's intermediate activations are the
+    first call's buffers (no fresh arrays beyond the output)."""
+    rng = np.random.default_rng(6)
+    ws = [rand(rng, 4, 4, 3, 3) for _ in range(4)]
+    g = nn.Graph([(nn.Conv2d(w, padding=1), f"v{i}", f"v{i + 1}") for i, w in enumerate(ws)],
+                 "v0", "v4")
+    x = rand(rng, 1, 4, 6, 6)
+    made = []
+    real = np.empty
+
+    def counting(*a, **k):
+        arr = real(*a, **k)
+        made.append(arr.shape)
+        return arr
+    g(x)
+    np.empty = counting
+    try:
+        y = g(x)
+    finally:
+        np.empty = real
+    assert made.count((1, 4, 6, 6)) <= 1, made   # the output alone is new
+    want = x.astype(np.float64)
+    for w in ws:
+        want = conv_ref(want, w, None, 1)
+    assert np.abs(y - want).max() <= 1e-5 * np.abs(want).max()

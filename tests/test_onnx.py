@@ -143,6 +143,22 @@ def test_torchvision_model_matches_onnxruntime(name, size, batch):
     om.assert_close_to_magnitude(y, om.ort_run(data, x)[0])
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_mobilenet_v2_at_224_on_every_isa(batch):
+    """MobileNet-V2 at its own size (depthwise planes of 112 down to 7 pixels,
+    stride 1 and 2) on every ISA's kernels, twice each: the second call runs
+    on the conv buffers the first one left."""
+    from isas import c_isas, using_isa
+    data, g = torchvision("mobilenet_v2", 224)
+    x = image(batch, seed=8)
+    want = om.ort_run(data, x)[0]
+    for isa in c_isas():
+        with using_isa(isa), fastconv.config(backend="c"):
+            first = g(x)
+            om.assert_close_to_magnitude(g(x), want)
+            om.assert_close_to_magnitude(first, want)
+
+
 @heavy
 @pytest.mark.parametrize("backend", ["c", "numba"])
 @pytest.mark.parametrize("name", [t[0] for t in TORCHVISION])
@@ -512,3 +528,21 @@ def test_import_fastconv_does_not_import_onnx():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.stdout.strip() == "False"
+
+
+def test_bench_networks_process_clock(tmp_path):
+    """--clock process: each worker reports its CPU time; the rows say which clock."""
+    import json
+    import subprocess
+    import sys
+    pytest.importorskip("torch")
+    cmd = [sys.executable, "-m", "fastconv", "bench", "--suite", "networks", "--networks",
+           "mobilenet_v2", "--size", "32", "--batch", "1", "--rounds", "1", "--threads", "1",
+           "--compare", "onnxruntime", "--clock", "process", "--json", str(tmp_path / "r.json")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    (row,) = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert row["clock"] == "process" and row["network"] == "mobilenet_v2"
+    assert row["ms"]["fastconv"] > 0 and row["ms"]["onnxruntime"] > 0
+    assert row["fastconv_error"] < 1e-4

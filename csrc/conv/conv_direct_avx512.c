@@ -6,6 +6,8 @@
 #define NV 2      /* vectors of output channels per tile */
 #define RWM 14    /* pixels of a general tile */
 #define DW_RWM 8  /* pixels of a depthwise tile */
+#define DW_ROWS 4 /* output rows x vectors of a planar 3x3 depthwise block */
+#define DW_COLS 2
 #define KIND conv
 #define BODY "tile.inc"
 #include "per_isa.inc"

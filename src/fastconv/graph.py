@@ -19,6 +19,7 @@ outputs come back as a tuple.  `fastconv.onnx.load` builds the same object.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -155,6 +156,7 @@ class Graph(Module):
         self._plan = self._frees()
         self._slots = _concat_slots(self.nodes, self.outputs)
         self._slot_shapes = {}
+        self._buffers = _Buffers()
 
     # -- running ---------------------------------------------------------------
 
@@ -196,8 +198,18 @@ class Graph(Module):
         return checked
 
     def forward(self, *xs):
-        env = dict(self.constants)
         xs = self._check_inputs(xs)
+        lent = self._buffers.start(tuple((x.shape, x.dtype) for x in xs))
+        try:
+            out = self._run(xs, lent)
+        except BaseException:
+            self._buffers.give_back(lent)
+            raise
+        self._buffers.finish(lent)
+        return out
+
+    def _run(self, xs, lent):
+        env = dict(self.constants)
         env.update(zip(self.inputs, xs))
         joined = {}   # Concat output name -> its buffer, while its inputs are written
         for i, (node, frees) in enumerate(zip(self.nodes, self._plan)):
@@ -213,6 +225,8 @@ class Graph(Module):
                 kwargs["residual"] = args.pop()
                 buf = _residual_buffer(i, node, args[0], kwargs["residual"], frees, env, xs,
                                        self._slot_shapes)
+                if buf is None:   # the skip lives on: the sum goes to a buffer of its own
+                    buf = self._buffers.lend(i, node, args[0], self._slot_shapes, lent)
                 if buf is not None:
                     kwargs["out"] = buf
             elif type(node.layer) is L.Add and len(args) == 2:
@@ -230,6 +244,10 @@ class Graph(Module):
                     for name in frees:
                         del env[name]
                     continue
+            elif type(node.layer) is Conv2d:
+                buf = self._buffers.lend(i, node, args[0], self._slot_shapes, lent)
+                if buf is not None:
+                    kwargs["out"] = buf
             try:
                 y = node.layer.forward(*args, **kwargs)
             except (ValueError, TypeError) as e:
@@ -240,8 +258,13 @@ class Graph(Module):
                 env[node.outputs[0]] = y
             else:
                 env.update(zip(node.outputs, y))
-            for name in frees:
-                del env[name]
+            if lent:
+                dead = [env.pop(name) for name in frees]
+                self._buffers.release(dead, env, xs, lent)
+                del dead   # the values die here, as without borrowed buffers
+            else:
+                for name in frees:
+                    del env[name]
         out = tuple(env[name] for name in self.outputs)
         return out[0] if len(out) == 1 else out
 
@@ -410,6 +433,70 @@ def _out_shape(i, node, x, shapes):
         except (ValueError, TypeError):
             return None
     return shape
+
+
+class _Buffers:
+    """Conv outputs of a Graph's calls, kept for its later calls: a value's
+    buffer goes back when the value and every view of it have died, and the
+    next conv of that shape and dtype writes into it, so repeated calls fault
+    in and zero no fresh pages for their activations.  Buffers that leave as
+    outputs are the caller's.  Kept for one set of input shapes at a time
+    (another one empties the store); threads calling at once take distinct
+    buffers."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._key = None
+        self._free = {}     # (shape, dtype) -> buffers no call holds
+
+    def start(self, key):
+        """The list of buffers this call borrows (lend / release fill it)."""
+        if key != self._key:
+            with self._lock:
+                self._key, self._free = key, {}
+        return []
+
+    def lend(self, i, node, x, shapes, lent):
+        """A buffer for Conv2d node i's output on x, or None (a shape the
+        layer refuses or a dtype it converts: its own call decides)."""
+        shape = _out_shape(i, node, x, shapes)
+        if shape is None or not isinstance(x, np.ndarray) or \
+                x.dtype != node.layer._weight.dtype:
+            return None
+        key = ((x.shape[0],) + shape, x.dtype)
+        with self._lock:
+            free = self._free.get(key)
+            buf = free.pop() if free else None
+        if buf is None:
+            buf = np.empty(*key)
+        lent.append(buf)
+        return buf
+
+    def release(self, dead, env, xs, lent):
+        """Return the borrowed buffers among `dead` values' memory that no
+        live value (env, the inputs xs) still shares."""
+        for v in dead:
+            root = v if not isinstance(v, np.ndarray) or v.base is None else v.base
+            if not any(root is b for b in lent):
+                continue
+            if any(isinstance(a, np.ndarray) and (a is root or a.base is root)
+                   for a in list(env.values()) + list(xs)):
+                continue
+            lent[:] = [b for b in lent if b is not root]
+            self._put(root)
+
+    def give_back(self, lent):
+        """After a failed call: everything it borrowed is free again."""
+        for b in lent:
+            self._put(b)
+        lent.clear()
+
+    def finish(self, lent):
+        lent.clear()   # what is still held left as (part of) an output
+
+    def _put(self, buf):
+        with self._lock:
+            self._free.setdefault((buf.shape, buf.dtype), []).append(buf)
 
 
 def _slot(i, node, x, slot, joined, shapes):

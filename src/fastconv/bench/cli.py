@@ -174,6 +174,9 @@ def bench_parser() -> argparse.ArgumentParser:
                    help="with --suite networks: which ones (default all six)")
     p.add_argument("--size", type=int, default=224,
                    help="with --suite networks: image size (default 224)")
+    p.add_argument("--clock", choices=tuple(_netbench.CLOCKS), default="wall",
+                   help="with --suite networks: wall time (default), or each worker's CPU "
+                        "time (process), less skewed when other work shares the cores")
     return p
 
 
@@ -212,7 +215,7 @@ def bench(argv) -> int:
                                                   if p in _netbench.IMPLS)
         rows = _netbench.run(args.networks, args.batch,
                              (args.threads or (get_num_threads(),))[0], args.size,
-                             max(args.rounds, 1), impls=impls)
+                             max(args.rounds, 1), impls=impls, clock=args.clock)
         _write_network_rows(rows, impls, argv, args.json, args.markdown)
         return 0
     command = " ".join(["python -m fastconv bench"] + [shlex.quote(a) for a in argv])
