@@ -172,6 +172,14 @@ fc_packed *fc_sconv_pack_winograd(const fc_conv_args *args);
 fc_packed *fc_dconv_pack_winograd(const fc_conv_args *args);
 int fc_sconv_winograd_packed(const fc_conv_args *args, const fc_packed *w);
 int fc_dconv_winograd_packed(const fc_conv_args *args, const fc_packed *w);
+/* How fc_?conv_winograd blocks `tiles` 4x4 tiles of a C -> K conv with
+ * ws_bytes of workspace on the active ISA and thread count: tiles per block
+ * and threads; returns 1 if a block's 36 GEMMs run on the few-tile kernel (the
+ * transformed filters streamed once), 0 on the packed GEMM, -1 on bad input. */
+int fc_sconv_winograd_plan(int64_t c, int64_t k, int64_t tiles, int64_t ws_bytes,
+                           int64_t *block, int *threads);
+int fc_dconv_winograd_plan(int64_t c, int64_t k, int64_t tiles, int64_t ws_bytes,
+                           int64_t *block, int *threads);
 fc_packed *fc_sgemm_pack(const fc_gemm_args *args, int side);
 fc_packed *fc_dgemm_pack(const fc_gemm_args *args, int side);
 int fc_sgemm_packed(const fc_gemm_args *args, const fc_packed *w);

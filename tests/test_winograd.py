@@ -282,3 +282,78 @@ def test_c_entry_runs_any_workspace_of_at_least_one_tile(dtype):
         assert run(a) == c.lib.FC_EINVAL
     finally:
         c.use_threads()
+
+
+def test_plan_names_the_tile_gemm_path():
+    # A block narrower than the packed GEMM's panels streams the transformed
+    # filters once (the few-tile kernel); a wide block runs the packed GEMM.
+    with fastconv.threads(2):
+        few = lower.conv2d((1, 512, 7, 7), (512, 512, 3, 3), padding=1, algorithm="winograd")
+        wide = lower.conv2d((1, 64, 224, 224), (64, 64, 3, 3), padding=1, algorithm="winograd")
+    assert few.tile_gemm == "few-tile kernel" and few.tile_block == 4
+    assert wide.tile_gemm == "packed GEMM" and wide.tile_block >= 64
+    assert "4 at a time on the few-tile kernel" in str(few)
+    assert "on the packed GEMM" in str(wide)
+    empty = lower.conv2d((0, 8, 7, 7), (8, 8, 3, 3), padding=1, algorithm="winograd")
+    assert empty.m == 0 and empty.tile_block == 0
+
+
+# Tile counts from 1 to past two of the widest micro-kernel's panels (NR = 32):
+# every register-blocked group width of the few-tile kernel, its even split into
+# groups, and both sides of the switch to the packed GEMM.
+FEW_TILES = [1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 20, 24, 25, 31, 33, 40, 49, 63, 70]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_few_tile_kernel_every_width(isa, dtype):
+    # K = 37 is no multiple of any ISA's MR (4, 6, 14): the last panel is partial.
+    rng = np.random.default_rng(21)
+    paths = set()
+    with using_isa(isa):
+        for tiles in FEW_TILES:
+            # images of one tile (4 x 4), or of 7 (4 x 28)
+            n, w = (tiles // 7, 28) if tiles % 7 == 0 else (tiles, 4)
+            x, wt, b = problem(rng, n, 19, 4, w, 37, dtype)
+            paths.add(lower.conv2d(x.shape, wt.shape, padding=1, algorithm="winograd",
+                                   dtype=dtype).tile_gemm)
+            run_both(x, wt, b, 1, dtype, relu=tiles % 2 == 1)
+    assert paths == {"few-tile kernel", "packed GEMM"}
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_few_tile_kernel_long_reduction_and_layouts(isa, dtype):
+    # C = 600 is more than one KC block of every ISA's packing (256 or 512
+    # columns), so the kernel accumulates across the pack's blocks; NHWC and
+    # non-contiguous inputs, 1x1, 2x2, 7x7 and odd maps, batch > 1.
+    rng = np.random.default_rng(22)
+    paths = set()
+    with using_isa(isa):
+        for n, c, h, w, k, pad in [(1, 600, 7, 7, 30, 1), (2, 600, 2, 2, 15, 1),
+                                   (1, 70, 1, 1, 29, 1), (3, 33, 5, 9, 16, "same"),
+                                   (1, 24, 7, 7, 520, 0)]:
+            x, wt, b = problem(rng, n, c, h, w, k, dtype)
+            paths.add(lower.conv2d(x.shape, wt.shape, padding=pad, algorithm="winograd",
+                                   dtype=dtype).tile_gemm)
+            run_both(x, wt, b, pad, dtype, relu=True)
+            xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+            run_both(laid_out(xh, "strided", rng), wt, b, pad, dtype, layout="NHWC")
+            run_both(laid_out(x, "reversed", rng), wt, None, pad, dtype)
+    assert "few-tile kernel" in paths
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_few_tile_kernel_with_the_packed_layer_and_prelu(threads):
+    rng = np.random.default_rng(23)
+    x, wt, b = problem(rng, 1, 64, 7, 7, 48)
+    slope = rng.uniform(0.05, 0.5, 48).astype(np.float32)
+    want = reference.conv2d(x, wt, b, padding=1)
+    want = np.where(want < 0, want * slope[:, None, None], want)
+    with fastconv.threads(threads):
+        assert lower.conv2d(x.shape, wt.shape, padding=1,
+                            algorithm="winograd").tile_gemm == "few-tile kernel"
+        pw = fastconv.PackedWeight(wt, b)
+        for _ in range(2):
+            got = fastconv.conv2d(x, pw, padding=1, algorithm="winograd", negative_slope=slope)
+            check(got, want, np.float32)

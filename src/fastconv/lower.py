@@ -44,13 +44,16 @@ class GemmPlan:
     #                        "winograd" (then m counts 4x4 output tiles, and there are
     #                        36 GEMMs m x n x k, tile_block tiles at a time)
     tile_block: int = 0
+    tile_gemm: str = ""    # winograd: how its 36 GEMMs run on a block ("packed GEMM",
+    #                        or "few-tile kernel": the transformed filters streamed once)
 
     def __str__(self) -> str:
         shape = f"{self.m}\u00d7{self.n}\u00d7{self.k}"
         groups = f", {self.groups} groups" if self.groups > 1 else ""
         if self.algorithm == "winograd":
             return (f"Winograd F(4\u00d74, 3\u00d73): 36 GEMMs {shape} over {self.m} tiles, "
-                    f"{self.tile_block} at a time ({_mib(self.workspace_bytes)} workspace)")
+                    f"{self.tile_block} at a time on the {self.tile_gemm} "
+                    f"({_mib(self.workspace_bytes)} workspace)")
         if self.algorithm == "direct":
             return f"direct convolution (as GEMM {shape}{groups}, no workspace)"
         if self.workspace_bytes == 0:
@@ -197,7 +200,10 @@ def plan_conv(p: _args.ConvParams, itemsize: int, algorithm: str = "auto",
             raise ValueError(f"winograd would need {ws} bytes of workspace for a single tile, "
                              f"above the {WORKSPACE_LIMIT}-byte workspace limit "
                              "(fastconv.lower.WORKSPACE_LIMIT)")
-        return GemmPlan(winograd_tiles(p), p.k, p.c, 1, ws, algo, tiles)
+        from .backends import c  # algorithm "winograd" runs on the C backend only
+        block, _, few = c.winograd_plan(p.c, p.k, winograd_tiles(p), ws, np.dtype(f"f{itemsize}"))
+        return GemmPlan(winograd_tiles(p), p.k, p.c, 1, ws, algo, block,
+                        "few-tile kernel" if few else "packed GEMM")
     copy, what = _copies(p, itemsize, algo)
     if copy > WORKSPACE_LIMIT and algorithm == "auto":
         for other in ("direct", "im2col"):
