@@ -7,7 +7,8 @@ with stride 1, the input already *is* that patch matrix and no copy is
 needed; otherwise im2col copies patches into a bounded workspace, or direct
 convolution avoids the matrix altogether.  Winograd F(4x4, 3x3) (3x3
 stride-1 convs only) turns each 4x4 tile of output pixels into 36 products
-of transformed values: 36 GEMMs of tiles x K x C over blocks of tiles.
+of transformed values: 36 GEMMs of tiles x K x C over blocks of tiles
+(F(2x2, 3x3), for few tiles: 16 GEMMs over 2x2 tiles).
 """
 from __future__ import annotations
 
@@ -41,8 +42,9 @@ class GemmPlan:
     #                        (direct conv's zero-padded input is a layout transform, not
     #                        counted here, but held to WORKSPACE_LIMIT like every copy)
     algorithm: str         # what runs: "gemm" (no lowering copy), "im2col", "direct" or
-    #                        "winograd" (then m counts 4x4 output tiles, and there are
-    #                        36 GEMMs m x n x k, tile_block tiles at a time)
+    #                        "winograd" (then m counts output tiles of winograd_tile
+    #                        squared pixels, and there are (winograd_tile + 2)^2 GEMMs
+    #                        m x n x k, tile_block tiles at a time)
     tile_block: int = 0
     tile_gemm: str = ""    # winograd: how its GEMMs run on a block ("packed GEMM",
     #                        or "few-tile kernel": the transformed filters streamed once)
