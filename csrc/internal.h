@@ -161,6 +161,10 @@ typedef struct {
                    double slope, int clip, double hi, void *o, int64_t os);
     int (*few)(const void *a, int64_t m, int64_t k, int64_t mr, int64_t kc, const void *v,
                int64_t nt, void *c);
+    /* input and output of F(2x2, 3x3): 4x4 tiles d_t and m_t, 2x2 outputs o */
+    void (*input2)(const void *d, int64_t ds, int64_t nt, void *v, int64_t vs);
+    void (*output2)(const void *m, int64_t ms, int64_t nt, double bias, int relu, int prelu,
+                    double slope, int clip, double hi, void *o, int64_t os);
 } fc_wino_kernels;
 extern const fc_wino_kernels fc_swino_generic, fc_dwino_generic;
 extern const fc_wino_kernels fc_swino_avx2, fc_dwino_avx2;
