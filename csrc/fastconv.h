@@ -172,6 +172,23 @@ fc_packed *fc_sconv_pack_winograd(const fc_conv_args *args);
 fc_packed *fc_dconv_pack_winograd(const fc_conv_args *args);
 int fc_sconv_winograd_packed(const fc_conv_args *args, const fc_packed *w);
 int fc_dconv_winograd_packed(const fc_conv_args *args, const fc_packed *w);
+/* The same for Winograd F(2x2, 3x3): 2x2 output tiles, 16 transformed
+ * filter matrices (their own pack), workspace 16 * (C + K) elements a tile. */
+int fc_sconv_winograd2(const fc_conv_args *args);
+int fc_dconv_winograd2(const fc_conv_args *args);
+fc_packed *fc_sconv_pack_winograd2(const fc_conv_args *args);
+fc_packed *fc_dconv_pack_winograd2(const fc_conv_args *args);
+int fc_sconv_winograd2_packed(const fc_conv_args *args, const fc_packed *w);
+int fc_dconv_winograd2_packed(const fc_conv_args *args, const fc_packed *w);
+/* How Winograd F(tile x tile, 3x3) (tile 4 or 2) blocks `tiles` tiles of a
+ * C -> K conv with ws_bytes of workspace on the active ISA and thread count:
+ * tiles per block and threads; returns 1 if a block's GEMMs run on the
+ * few-tile kernel (the transformed filters streamed once), 0 on the packed
+ * GEMM, -1 on bad input. */
+int fc_sconv_winograd_plan(int tile, int64_t c, int64_t k, int64_t tiles, int64_t ws_bytes,
+                           int64_t *block, int *threads);
+int fc_dconv_winograd_plan(int tile, int64_t c, int64_t k, int64_t tiles, int64_t ws_bytes,
+                           int64_t *block, int *threads);
 fc_packed *fc_sgemm_pack(const fc_gemm_args *args, int side);
 fc_packed *fc_dgemm_pack(const fc_gemm_args *args, int side);
 int fc_sgemm_packed(const fc_gemm_args *args, const fc_packed *w);

@@ -161,11 +161,22 @@ typedef struct {
  * input: v[xi*vs + t] = (B^T d_t B)[xi], d_t[6i + j] = d[(6i + j)*ds + t].
  * output: o[(4i + j)*os + t] = (A^T m_t A)[4i + j] + bias (then ReLU, or
  * PReLU with `slope` if prelu; a clip at hi after the ReLU if clip),
- * m_t[xi] = m[xi*ms + t]. */
+ * m_t[xi] = m[xi*ms + t].
+ * few: c[i*nt + t] = sum_p A[i][p] v[p*nt + t] for the m x k matrix A held as
+ * the GEMM's A panels at a (mr rows a panel, kc columns a block: gemm/packed.inc)
+ * and nt tiles, streaming each panel once for all tiles (the tile GEMMs of a
+ * few-tile block, narrower than a micro-kernel's NR); 0 on success, -1 if this
+ * ISA cannot (mr more than two vectors). */
 typedef struct {
     void (*input)(const void *d, int64_t ds, int64_t nt, void *v, int64_t vs);
     void (*output)(const void *m, int64_t ms, int64_t nt, double bias, int relu, int prelu,
                    double slope, int clip, double hi, void *o, int64_t os);
+    int (*few)(const void *a, int64_t m, int64_t k, int64_t mr, int64_t kc, const void *v,
+               int64_t nt, void *c);
+    /* input and output of F(2x2, 3x3): 4x4 tiles d_t and m_t, 2x2 outputs o */
+    void (*input2)(const void *d, int64_t ds, int64_t nt, void *v, int64_t vs);
+    void (*output2)(const void *m, int64_t ms, int64_t nt, double bias, int relu, int prelu,
+                    double slope, int clip, double hi, void *o, int64_t os);
 } fc_wino_kernels;
 extern const fc_wino_kernels fc_swino_generic, fc_dwino_generic;
 extern const fc_wino_kernels fc_swino_avx2, fc_dwino_avx2;

@@ -7,7 +7,8 @@
 
 /* FC_PACKED_IM2COL: data is an array of `groups` GEMM packs, one per group.
  * FC_PACKED_WINOGRAD: an array of FC_WINOGRAD_PACKS GEMM packs (A), one per
- * transformed tap xi (NULL when C or K is 0; conv/winograd.inc). */
+ * transformed tap xi (NULL when C or K is 0, or past F(2x2)'s 16;
+ * conv/winograd.inc); kb is the output tile (4 or 2). */
 enum { FC_PACKED_CONV = 1, FC_PACKED_DEPTHWISE, FC_PACKED_GEMM_A, FC_PACKED_GEMM_B,
        FC_PACKED_IM2COL, FC_PACKED_WINOGRAD };
 enum { FC_WINOGRAD_PACKS = 36 };

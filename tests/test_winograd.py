@@ -15,6 +15,14 @@ ISAS = c_isas()
 BOUND = {np.float32: 1e-4, np.float64: 1e-12}
 
 
+@pytest.fixture(params=[4, 2], ids=["F4", "F2"])
+def tile(request, monkeypatch):
+    """Runs the test with Winograd F(4x4, 3x3) and again with F(2x2, 3x3),
+    whatever lower.winograd_tile would pick for the shape."""
+    monkeypatch.setattr(lower, "winograd_tile", lambda p: request.param)
+    return request.param
+
+
 def test_matrices_from_the_points():
     # docs/WINOGRAD.md's rules: G rows f_i [1, p, p^2], A^T columns [1, p, p^2, p^3],
     # B^T rows the coefficients of prod_{j != i} (x - p_j); the point at infinity last.
@@ -85,7 +93,7 @@ SHAPES = [
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_matches_the_references(shape, dtype):
+def test_matches_the_references(shape, dtype, tile):
     n, c, h, w, k, padding = shape
     rng = np.random.default_rng(abs(hash(str(shape))) % 2**32)
     x, wt, b = problem(rng, n, c, h, w, k, dtype)
@@ -95,7 +103,7 @@ def test_matches_the_references(shape, dtype):
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_every_isa(isa, dtype):
+def test_every_isa(isa, dtype, tile):
     rng = np.random.default_rng(7)
     with using_isa(isa):
         for n, c, h, w, k, padding in [(1, 5, 13, 11, 7, 1), (2, 19, 10, 9, 35, "same"),
@@ -108,7 +116,7 @@ def test_every_isa(isa, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["permuted", "reversed", "strided", "broadcast"])
-def test_layouts_and_strided_inputs(dtype, kind):
+def test_layouts_and_strided_inputs(dtype, kind, tile):
     rng = np.random.default_rng(3)
     x, wt, b = problem(rng, 2, 6, 11, 9, 10, dtype)
     run_both(laid_out(x, kind, rng), wt, b, 1, dtype)
@@ -123,7 +131,7 @@ def test_layouts_and_strided_inputs(dtype, kind):
     (1, 64, 96, 96, 64),     # 576 tiles: several blocks per thread, the last one partial
     (3, 64, 30, 26, 48),     # blocks across images
 ], ids=str)
-def test_blocks_and_threads(threads, shape):
+def test_blocks_and_threads(threads, shape, tile):
     n, c, h, w, k = shape
     rng = np.random.default_rng(11)
     x, wt, b = problem(rng, n, c, h, w, k)
@@ -145,7 +153,7 @@ def test_workspace_is_bounded_not_proportional_to_the_image():
     assert "Winograd" in text and "36 GEMMs" in text and "MiB workspace" in text
 
 
-def test_packed_weight_and_layer_match_the_call():
+def test_packed_weight_and_layer_match_the_call(tile):
     rng = np.random.default_rng(5)
     x, wt, b = problem(rng, 2, 12, 14, 10, 20)
     want = fastconv.conv2d(x, wt, b, padding=1, algorithm="winograd", relu=True)
@@ -153,13 +161,13 @@ def test_packed_weight_and_layer_match_the_call():
     for _ in range(2):  # the second call reads the pack made by the first
         got = fastconv.conv2d(x, pw, padding=1, algorithm="winograd", relu=True)
         np.testing.assert_array_equal(got, want)
-    assert pw.nbytes >= 36 * 20 * 12 * 4  # the transformed filters, packed
+    assert pw.nbytes >= (tile + 2) ** 2 * 20 * 12 * 4  # the transformed filters, packed
     layer = nn.Conv2d(wt, b, padding=1, algorithm="winograd")
     np.testing.assert_array_equal(layer.forward(x, relu=True), want)
     check(want, reference.conv2d(x, wt, b, padding=1, relu=True), np.float32)
 
 
-def test_special_values_pass_through_relu_like_the_other_kernels():
+def test_special_values_pass_through_relu_like_the_other_kernels(tile):
     x = np.zeros((1, 1, 4, 4), np.float32)
     wt = np.zeros((2, 1, 3, 3), np.float32)
     b = np.array([np.nan, -1.0], np.float32)
@@ -282,3 +290,151 @@ def test_c_entry_runs_any_workspace_of_at_least_one_tile(dtype):
         assert run(a) == c.lib.FC_EINVAL
     finally:
         c.use_threads()
+
+
+def test_plan_names_the_tile_gemm_path():
+    # A block narrower than the packed GEMM's panels streams the transformed
+    # filters once (the few-tile kernel); a wide block runs the packed GEMM.
+    with fastconv.threads(2):
+        few = lower.conv2d((1, 512, 14, 14), (512, 512, 3, 3), padding=1, algorithm="winograd")
+        wide = lower.conv2d((1, 64, 224, 224), (64, 64, 3, 3), padding=1, algorithm="winograd")
+    assert few.tile_gemm == "few-tile kernel" and few.tile_block == 16
+    assert wide.tile_gemm == "packed GEMM" and wide.tile_block >= 64
+    assert "16 at a time on the few-tile kernel" in str(few)
+    assert "on the packed GEMM" in str(wide)
+    empty = lower.conv2d((0, 8, 7, 7), (8, 8, 3, 3), padding=1, algorithm="winograd")
+    assert empty.m == 0 and empty.tile_block == 0
+
+
+# Tile counts from 1 to past two of the widest micro-kernel's panels (NR = 32):
+# every register-blocked group width of the few-tile kernel, its even split into
+# groups, and both sides of the switch to the packed GEMM.
+FEW_TILES = [1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 20, 24, 25, 31, 33, 40, 49, 63, 70]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_few_tile_kernel_every_width(isa, dtype, tile):
+    # K = 37 is no multiple of any ISA's MR (4, 6, 14): the last panel is partial.
+    rng = np.random.default_rng(21)
+    paths = set()
+    with using_isa(isa):
+        for tiles in FEW_TILES:
+            # images of one tile (tile x tile), or of 7 (tile x 7 tile)
+            n, w = (tiles // 7, 7 * tile) if tiles % 7 == 0 else (tiles, tile)
+            x, wt, b = problem(rng, n, 19, tile, w, 37, dtype)
+            paths.add(lower.conv2d(x.shape, wt.shape, padding=1, algorithm="winograd",
+                                   dtype=dtype).tile_gemm)
+            run_both(x, wt, b, 1, dtype, relu=tiles % 2 == 1)
+    assert paths == {"few-tile kernel", "packed GEMM"}
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_few_tile_kernel_long_reduction_and_layouts(isa, dtype, tile):
+    # C = 600 is more than one KC block of every ISA's packing (256 or 512
+    # columns), so the kernel accumulates across the pack's blocks; NHWC and
+    # non-contiguous inputs, 1x1, 2x2, 7x7 and odd maps, batch > 1.
+    rng = np.random.default_rng(22)
+    paths = set()
+    with using_isa(isa):
+        for n, c, h, w, k, pad in [(1, 600, 7, 7, 30, 1), (2, 600, 2, 2, 15, 1),
+                                   (1, 70, 1, 1, 29, 1), (3, 33, 5, 9, 16, "same"),
+                                   (1, 24, 7, 7, 520, 0)]:
+            x, wt, b = problem(rng, n, c, h, w, k, dtype)
+            paths.add(lower.conv2d(x.shape, wt.shape, padding=pad, algorithm="winograd",
+                                   dtype=dtype).tile_gemm)
+            run_both(x, wt, b, pad, dtype, relu=True)
+            xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+            run_both(laid_out(xh, "strided", rng), wt, b, pad, dtype, layout="NHWC")
+            run_both(laid_out(x, "reversed", rng), wt, None, pad, dtype)
+    assert "few-tile kernel" in paths
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_few_tile_kernel_with_the_packed_layer_and_prelu(threads, tile):
+    rng = np.random.default_rng(23)
+    x, wt, b = problem(rng, 1, 64, 7, 7, 48)
+    slope = rng.uniform(0.05, 0.5, 48).astype(np.float32)
+    want = reference.conv2d(x, wt, b, padding=1)
+    want = np.where(want < 0, want * slope[:, None, None], want)
+    with fastconv.threads(threads):
+        assert lower.conv2d(x.shape, wt.shape, padding=1,
+                            algorithm="winograd").tile_gemm == "few-tile kernel"
+        pw = fastconv.PackedWeight(wt, b)
+        for _ in range(2):
+            got = fastconv.conv2d(x, pw, padding=1, algorithm="winograd", negative_slope=slope)
+            check(got, want, np.float32)
+
+
+def test_f2_for_few_tiles_f4_otherwise():
+    # lower.winograd_tile's rule: F(2x2, 3x3) when F(4x4) would have under 16 tiles.
+    with fastconv.threads(2):
+        l4 = lower.conv2d((1, 512, 7, 7), (512, 512, 3, 3), padding=1, algorithm="winograd")
+        l4b8 = lower.conv2d((8, 512, 7, 7), (512, 512, 3, 3), padding=1, algorithm="winograd")
+        l3 = lower.conv2d((1, 256, 14, 14), (256, 256, 3, 3), padding=1, algorithm="winograd")
+    assert l4.winograd_tile == 2 and l4.kernel == "winograd2" and l4.m == 16
+    assert str(l4).startswith("Winograd F(2\u00d72, 3\u00d73): 16 GEMMs 16\u00d7512\u00d7512")
+    assert l4.workspace_bytes == 16 * 16 * (512 + 512) * 4
+    assert l4b8.winograd_tile == 4 and l4b8.m == 32 and l4b8.kernel == "winograd"
+    assert l3.winograd_tile == 4 and l3.tile_gemm == "few-tile kernel"
+    # what lower says is what runs: within the bound on the suite's 7x7 layer
+    rng = np.random.default_rng(24)
+    x = rng.standard_normal((1, 512, 7, 7)).astype(np.float32)
+    wt = (rng.standard_normal((512, 512, 3, 3)) * np.sqrt(2 / (9 * 512))).astype(np.float32)
+    b = rng.standard_normal(512).astype(np.float32)
+    layer = nn.Conv2d(wt, b, padding=1, algorithm="winograd")
+    want = reference.conv2d(x, wt, b, padding=1, relu=True)
+    check(layer.forward(x, relu=True), want, np.float32)
+    check(fastconv.conv2d(x, wt, b, padding=1, algorithm="winograd", relu=True), want,
+          np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_c_f2_entry_runs_any_workspace_and_checks_its_pack(dtype):
+    from fastconv import _args
+    from fastconv.backends import c
+    rng = np.random.default_rng(25)
+    x, wt, b = problem(rng, 2, 40, 7, 9, 24, dtype)  # 2 x 4 x 5 tiles of 2x2
+    p = _args.conv2d_args(x, wt, b, 1, 1, 1, 1, "NCHW")[3]
+    want = reference.conv2d(x, wt, b, padding=1, relu=True)
+    f = "s" if dtype == np.float32 else "d"
+    run, packed_run = getattr(c.lib, f"fc_{f}conv_winograd2"), getattr(c.lib, f"fc_{f}conv_winograd2_packed")
+    f4_packed_run = getattr(c.lib, f"fc_{f}conv_winograd_packed")
+    per_tile = 16 * (40 + 24) * np.dtype(dtype).itemsize
+    pk2, pk4 = c.pack_conv(wt, b, 1, "winograd2"), c.pack_conv(wt, b, 1, "winograd")
+    try:
+        for tiles in (1, 3, 16, 40):
+            for threads in (1, 2):
+                ws = np.empty(tiles * per_tile + 7, np.uint8)
+                c.lib.fc_set_local_num_threads(threads)
+                for go in (run, lambda a: packed_run(a, pk2)):
+                    out = np.full(p.out_shape, np.nan, dtype)
+                    a = c.ffi.new("fc_conv_args *", c.conv_args(x, wt, b, p, out, ws, True))
+                    assert go(a) == c.lib.FC_OK
+                    check(out, want, dtype)
+        a = c.ffi.new("fc_conv_args *", c.conv_args(x, wt, b, p, out, np.empty(per_tile - 1,
+                                                                              np.uint8), True))
+        assert run(a) == c.lib.FC_EINVAL
+        # each F's run refuses the other's pack
+        a = c.ffi.new("fc_conv_args *", c.conv_args(x, wt, b, p, out, ws, True))
+        assert packed_run(a, pk4) == c.lib.FC_EINVAL
+        ws4 = np.empty(40 * 36 * 64 * np.dtype(dtype).itemsize, np.uint8)
+        a = c.ffi.new("fc_conv_args *", c.conv_args(x, wt, b, p, out, ws4, True))
+        assert f4_packed_run(a, pk2) == c.lib.FC_EINVAL
+    finally:
+        c.use_threads()
+
+
+def test_f2_matrices_compute_the_correlation():
+    # The F(2x2, 3x3) matrices of csrc/conv/winograd.inc (docs/WINOGRAD.md),
+    # from the points 0, 1, -1 and infinity.
+    G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
+    BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
+    AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
+    rng = np.random.default_rng(26)
+    for _ in range(5):
+        d, g = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
+        y = AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T
+        want = [[(d[i:i + 3, j:j + 3] * g).sum() for j in range(2)] for i in range(2)]
+        np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)

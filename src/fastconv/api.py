@@ -158,10 +158,10 @@ def run_conv2d(x, weight, bias, p, packed, algorithm, be, relu=False, negative_s
         _conv_as_gemm(kernels.gemm, x, weight, bias, p, target, relu, packed, fused,
                       residual is not None)
     elif packed is not None:
-        kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu,
-                       packed=packed.conv(plan.algorithm, p.groups, p.layout), **clip)
+        kernels.conv2d(x, weight, bias, p, plan.kernel, target, plan.workspace_bytes, relu,
+                       packed=packed.conv(plan.kernel, p.groups, p.layout), **clip)
     else:
-        kernels.conv2d(x, weight, bias, p, plan.algorithm, target, plan.workspace_bytes, relu,
+        kernels.conv2d(x, weight, bias, p, plan.kernel, target, plan.workspace_bytes, relu,
                        **clip)
     _args.apply_activation(target, False if slope is None else slope,
                            None if fused is not None else clip_max,

@@ -7,7 +7,8 @@ with stride 1, the input already *is* that patch matrix and no copy is
 needed; otherwise im2col copies patches into a bounded workspace, or direct
 convolution avoids the matrix altogether.  Winograd F(4x4, 3x3) (3x3
 stride-1 convs only) turns each 4x4 tile of output pixels into 36 products
-of transformed values: 36 GEMMs of tiles x K x C over blocks of tiles.
+of transformed values: 36 GEMMs of tiles x K x C over blocks of tiles
+(F(2x2, 3x3), for few tiles: 16 GEMMs over 2x2 tiles).
 """
 from __future__ import annotations
 
@@ -41,16 +42,29 @@ class GemmPlan:
     #                        (direct conv's zero-padded input is a layout transform, not
     #                        counted here, but held to WORKSPACE_LIMIT like every copy)
     algorithm: str         # what runs: "gemm" (no lowering copy), "im2col", "direct" or
-    #                        "winograd" (then m counts 4x4 output tiles, and there are
-    #                        36 GEMMs m x n x k, tile_block tiles at a time)
+    #                        "winograd" (then m counts output tiles of winograd_tile
+    #                        squared pixels, and there are (winograd_tile + 2)^2 GEMMs
+    #                        m x n x k, tile_block tiles at a time)
     tile_block: int = 0
+    tile_gemm: str = ""    # winograd: how its GEMMs run on a block ("packed GEMM",
+    #                        or "few-tile kernel": the transformed filters streamed once)
+    winograd_tile: int = 4  # winograd: F(4x4, 3x3), or F(2x2, 3x3) (m counts 2x2 tiles)
+
+    @property
+    def kernel(self) -> str:
+        """The backend kernel that runs: the algorithm, "winograd2" for F(2x2, 3x3)."""
+        return "winograd2" if self.algorithm == "winograd" and self.winograd_tile == 2 \
+            else self.algorithm
 
     def __str__(self) -> str:
         shape = f"{self.m}\u00d7{self.n}\u00d7{self.k}"
         groups = f", {self.groups} groups" if self.groups > 1 else ""
         if self.algorithm == "winograd":
-            return (f"Winograd F(4\u00d74, 3\u00d73): 36 GEMMs {shape} over {self.m} tiles, "
-                    f"{self.tile_block} at a time ({_mib(self.workspace_bytes)} workspace)")
+            t = self.winograd_tile
+            return (f"Winograd F({t}\u00d7{t}, 3\u00d73): {(t + 2) ** 2} GEMMs {shape} over "
+                    f"{self.m} tiles, "
+                    f"{self.tile_block} at a time on the {self.tile_gemm} "
+                    f"({_mib(self.workspace_bytes)} workspace)")
         if self.algorithm == "direct":
             return f"direct convolution (as GEMM {shape}{groups}, no workspace)"
         if self.workspace_bytes == 0:
@@ -134,9 +148,17 @@ def _check_winograd(p: _args.ConvParams, backend: str) -> None:
         raise ValueError(f"algorithm='winograd' runs on the C backend only (backend={backend!r})")
 
 
-def winograd_tiles(p: _args.ConvParams) -> int:
-    """4x4 output tiles of a Winograd F(4x4, 3x3) conv."""
-    return p.n * -(-p.oh // 4) * -(-p.ow // 4)
+def winograd_tiles(p: _args.ConvParams, tile: int = 4) -> int:
+    """tile x tile output tiles of a Winograd F(tile x tile, 3x3) conv."""
+    return p.n * -(-p.oh // tile) * -(-p.ow // tile)
+
+
+def winograd_tile(p: _args.ConvParams) -> int:
+    """Which Winograd runs: F(4x4, 3x3), or F(2x2, 3x3) when F(4x4) would have
+    fewer than 16 tiles.  With few tiles the GEMMs stream the transformed
+    filters for little work, and F(2x2)'s are 16 matrices, not 36 (measured:
+    docs/WINOGRAD.md)."""
+    return 2 if winograd_tiles(p, 4) < 16 else 4
 
 
 # Geometry rule of auto's Winograd choice (measured: docs/WINOGRAD.md).
@@ -148,12 +170,13 @@ def _winograd_wins(p: _args.ConvParams) -> bool:
     return p.c >= 16 and p.k >= 16 and winograd_tiles(p) >= 16
 
 
-def winograd_workspace(p: _args.ConvParams, itemsize: int, threads: int) -> tuple[int, int]:
+def winograd_workspace(p: _args.ConvParams, itemsize: int, threads: int,
+                       tile: int = 4) -> tuple[int, int]:
     """(bytes, tiles) of Winograd's workspace: a block of tiles per thread
     (WINOGRAD_BLOCK_BYTES), no more than the conv has, within WORKSPACE_LIMIT."""
-    per_tile = 36 * (p.c + p.k) * itemsize
+    per_tile = (tile + 2) ** 2 * (p.c + p.k) * itemsize
     block = min(512, max(64, WINOGRAD_BLOCK_BYTES // per_tile))
-    tiles = max(1, min(threads * block, winograd_tiles(p), WORKSPACE_LIMIT // per_tile))
+    tiles = max(1, min(threads * block, winograd_tiles(p, tile), WORKSPACE_LIMIT // per_tile))
     return tiles * per_tile, tiles
 
 
@@ -192,12 +215,17 @@ def plan_conv(p: _args.ConvParams, itemsize: int, algorithm: str = "auto",
     another algorithm (direct and im2col copy different things)."""
     algo = choose_algorithm(p, algorithm, backend)
     if algo == "winograd":
-        ws, tiles = winograd_workspace(p, itemsize, config.get_num_threads())
+        tile = winograd_tile(p)
+        ws, tiles = winograd_workspace(p, itemsize, config.get_num_threads(), tile)
         if ws > WORKSPACE_LIMIT:
             raise ValueError(f"winograd would need {ws} bytes of workspace for a single tile, "
                              f"above the {WORKSPACE_LIMIT}-byte workspace limit "
                              "(fastconv.lower.WORKSPACE_LIMIT)")
-        return GemmPlan(winograd_tiles(p), p.k, p.c, 1, ws, algo, tiles)
+        from .backends import c  # algorithm "winograd" runs on the C backend only
+        block, _, few = c.winograd_plan(tile, p.c, p.k, winograd_tiles(p, tile), ws,
+                                        np.dtype(f"f{itemsize}"))
+        return GemmPlan(winograd_tiles(p, tile), p.k, p.c, 1, ws, algo, block,
+                        "few-tile kernel" if few else "packed GEMM", tile)
     copy, what = _copies(p, itemsize, algo)
     if copy > WORKSPACE_LIMIT and algorithm == "auto":
         for other in ("direct", "im2col"):

@@ -68,9 +68,10 @@ class PackedWeight:
         return pk
 
     def conv(self, algorithm: str, groups: int, layout: str):
-        """The C pack of conv2d's `algorithm` ("direct", "winograd", or "im2col" per layout)."""
+        """The C pack of conv2d's kernel `algorithm` ("direct", "winograd", "winograd2"
+        (F(2x2, 3x3)), or "im2col" per layout)."""
         from .backends import c
-        if algorithm in ("direct", "winograd"):
+        if algorithm in ("direct", "winograd", "winograd2"):
             layout = "NCHW"  # their layout does not depend on it
         return self._get((algorithm, groups, layout),
                          lambda: c.pack_conv(self.weight, self.bias, groups, algorithm, layout))

@@ -7,6 +7,8 @@ misaligned, are copied first.  cffi releases the GIL around every call.
 The thread count is fastconv.config's, handed to C before each call
 (thread-local on both sides, so threads calling at once keep their own).
 """
+import threading
+
 import numpy as np
 
 try:
@@ -26,19 +28,25 @@ _CONV = {
     ("im2col", np.dtype(np.float64)): lib.fc_dconv_im2col,
     ("winograd", np.dtype(np.float32)): lib.fc_sconv_winograd,
     ("winograd", np.dtype(np.float64)): lib.fc_dconv_winograd,
+    ("winograd2", np.dtype(np.float32)): lib.fc_sconv_winograd2,
+    ("winograd2", np.dtype(np.float64)): lib.fc_dconv_winograd2,
 }
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _CONV_PACK = {("direct", _F32): lib.fc_sconv_pack, ("direct", _F64): lib.fc_dconv_pack,
               ("im2col", _F32): lib.fc_sconv_pack_im2col,
               ("im2col", _F64): lib.fc_dconv_pack_im2col,
               ("winograd", _F32): lib.fc_sconv_pack_winograd,
-              ("winograd", _F64): lib.fc_dconv_pack_winograd}
+              ("winograd", _F64): lib.fc_dconv_pack_winograd,
+              ("winograd2", _F32): lib.fc_sconv_pack_winograd2,
+              ("winograd2", _F64): lib.fc_dconv_pack_winograd2}
 _CONV_PACKED = {("direct", _F32): lib.fc_sconv_direct_packed,
                 ("direct", _F64): lib.fc_dconv_direct_packed,
                 ("im2col", _F32): lib.fc_sconv_im2col_packed,
                 ("im2col", _F64): lib.fc_dconv_im2col_packed,
                 ("winograd", _F32): lib.fc_sconv_winograd_packed,
-                ("winograd", _F64): lib.fc_dconv_winograd_packed}
+                ("winograd", _F64): lib.fc_dconv_winograd_packed,
+                ("winograd2", _F32): lib.fc_sconv_winograd2_packed,
+                ("winograd2", _F64): lib.fc_dconv_winograd2_packed}
 _GEMM_PACK = {_F32: lib.fc_sgemm_pack, _F64: lib.fc_dgemm_pack}
 _GEMM_PACKED = {_F32: lib.fc_sgemm_packed, _F64: lib.fc_dgemm_packed}
 _POOL = {_F32: lib.fc_spool2d, _F64: lib.fc_dpool2d}
@@ -149,6 +157,23 @@ def conv_args(x, weight, bias, p, out, ws, relu, slope=None, clip_max=None) -> d
             "clip": int(clip_max is not None), "clip_max": 0.0 if clip_max is None else clip_max}
 
 
+_scratch = threading.local()
+#: Workspaces up to this size are kept per thread for its next call: a fresh
+#: one costs a page fault and a zeroed page per 4 KiB, for a few-tile Winograd
+#: layer a third of its time.
+SCRATCH_KEEP = 16 << 20
+
+
+def _workspace(nbytes: int) -> np.ndarray:
+    """nbytes of scratch (contents undefined), reused by the calling thread."""
+    if nbytes > SCRATCH_KEEP:
+        return np.empty(nbytes, np.uint8)
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _scratch.buf = np.empty(nbytes, np.uint8)
+    return buf[:nbytes]
+
+
 def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, packed=None,
            clip_max=None):
     """packed: the weights packed once by pack_conv for `algorithm` (direct: with
@@ -156,7 +181,7 @@ def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, pack
     x = _usable(x)
     weight = _contiguous(weight)
     bias = None if bias is None else _contiguous(bias)
-    ws = np.empty(workspace_bytes, np.uint8) if algorithm in ("im2col", "winograd") else None
+    ws = _workspace(workspace_bytes) if algorithm in ("im2col", "winograd", "winograd2") else None
     relu, slope = _slope(relu)
     a = ffi.new("fc_conv_args *", conv_args(x, weight, bias, p, out, ws, relu, slope, clip_max))
     use_threads()
@@ -185,6 +210,20 @@ def pack_conv(weight, bias, groups, algorithm="direct", layout="NCHW"):
     a.weight, a.bias = _ptr(weight), _ptr(bias)
     a.layout = lib.FC_NCHW if layout == "NCHW" else lib.FC_NHWC
     return _owned(_CONV_PACK[algorithm, weight.dtype](a))
+
+
+def winograd_plan(tile, c, k, tiles, workspace_bytes, dtype):
+    """(tiles per block, threads, few) of a Winograd F(tile x tile, 3x3) call as
+    the C core will block it with this thread's thread count; few: the tile
+    GEMMs stream the transformed filters once (the few-tile kernel) instead of
+    the packed GEMM."""
+    block, threads = ffi.new("int64_t *"), ffi.new("int *")
+    plan = lib.fc_sconv_winograd_plan if np.dtype(dtype) == _F32 else lib.fc_dconv_winograd_plan
+    use_threads()
+    few = plan(tile, c, k, tiles, workspace_bytes, block, threads)
+    if few < 0:  # nothing to compute (no tiles, or no channels at all)
+        return 0, 1, False
+    return int(block[0]), int(threads[0]), bool(few)
 
 
 def pack_gemm(mat, side):
