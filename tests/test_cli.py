@@ -76,6 +76,7 @@ def _has(module):
     return True
 
 
+@pytest.mark.slow
 def test_missing_peer_is_one_line_note(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)   # import torch now raises ImportError
     js = tmp_path / "r.json"

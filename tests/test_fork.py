@@ -53,7 +53,8 @@ def test_spawned_pool_keeps_its_threads():
     assert got[0] == f"exact threads={len(os.sched_getaffinity(0))}"  # a fresh default
 
 
-@pytest.mark.parametrize("pool", [pytest.param("pool", marks=pytest.mark.slow), "executor"])
+@pytest.mark.slow
+@pytest.mark.parametrize("pool", ["pool", "executor"])
 def test_numba_in_a_forked_child(pool):
     # Numba's omp layer would terminate the child: its kernels run serial
     # twins there, compiled in the child (within the 10 s).

@@ -204,6 +204,7 @@ def test_canvas_places_heldout_digits_in_their_cells():
     assert 0 < (labels >= 0).sum() < 100
 
 
+@pytest.mark.slow
 def test_heatmap_png_is_written(tmp_path):
     pytest.importorskip("matplotlib")
     canvas, labels = demo.make_canvas(seed=0)

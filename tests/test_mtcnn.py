@@ -248,6 +248,7 @@ def reference():
     return mtcnn_peer
 
 
+@pytest.mark.slow
 def test_networks_match_facenet_pytorch(reference):
     import torch
     model = reference.facenet_mtcnn()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 HIDDEN = r'''
 import importlib.abc, json, sys
@@ -47,6 +48,7 @@ print(json.dumps(out))
 '''
 
 
+@pytest.mark.slow
 def test_numba_jit_and_oracle_run_without_the_c_core():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run([sys.executable, "-c", HIDDEN], capture_output=True, text=True,

@@ -143,6 +143,7 @@ def test_torchvision_model_matches_onnxruntime(name, size, batch):
     om.assert_close_to_magnitude(y, om.ort_run(data, x)[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 3])
 def test_mobilenet_v2_at_224_on_every_isa(batch):
     """MobileNet-V2 at its own size (depthwise planes of 112 down to 7 pixels,
@@ -423,6 +424,7 @@ def test_to_fully_convolutional_equals_sliding_window():
     assert not any(isinstance(n.layer, nn.Linear) for n in fcn.nodes)
 
 
+@pytest.mark.slow
 def test_to_fully_convolutional_light_alexnet_at_its_size():
     model, g = light("bvlc_alexnet")
     fcn = nn.to_fully_convolutional(g, (3, 224, 224))
@@ -530,6 +532,7 @@ def test_import_fastconv_does_not_import_onnx():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_bench_networks_process_clock(tmp_path):
     """--clock process: each worker reports its CPU time; the rows say which clock."""
     import json
