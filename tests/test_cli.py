@@ -174,8 +174,8 @@ def test_runner_flags_a_wrong_result(monkeypatch):
     wrong = lambda *a, backend=None, **k: real(*a, backend=backend, **k) * \
         (1.0 if backend == "numpy" else 1.01)
     monkeypatch.setattr(runner.api, "conv2d", wrong)
-    settings = runner.Settings(backends=("c", "numba"), peers=(), min_rounds=1, max_rounds=1,
-                               entry_seconds=0)
+    settings = runner.Settings(idle_seconds=0, backends=("c", "numba"), peers=(), min_rounds=1,
+                               max_rounds=1, entry_seconds=0)
     rows = runner.run_entry(layer, 1, 1, settings, note=print)
     assert [r["agrees"] for r in rows] == [False, False]
     monkeypatch.setattr(runner.api, "conv2d", real)
@@ -190,7 +190,8 @@ def test_interleaved_rounds_alternate_order():
     calls = []
     impls = [runner.Impl(name, None, None, lambda name=name: calls.append(name) or np.zeros(1))
              for name in ("a", "b")]
-    settings = runner.Settings(min_rounds=3, max_rounds=3, block_seconds=0, entry_seconds=60)
+    settings = runner.Settings(idle_seconds=0, min_rounds=3, max_rounds=3, block_seconds=0,
+                               entry_seconds=60)
     times, agrees, reps = runner.time_impls(impls, settings)
     assert reps == {"a": 1, "b": 1} and all(len(t) == 3 for t in times.values())
     assert calls[4:] == ["a", "b", "b", "a", "a", "b"]   # after two warm-ups each
@@ -205,8 +206,8 @@ def test_summary_is_a_geometric_mean():
 
 def test_full_size_conv_is_also_timed_as_its_fc_layer():
     fc6 = next(l for l in suites.VGG16 if l.name == "fc6").reduced()
-    settings = runner.Settings(backends=("c", "numba"), peers=(), min_rounds=1, max_rounds=1,
-                               entry_seconds=0)
+    settings = runner.Settings(idle_seconds=0, backends=("c", "numba"), peers=(), min_rounds=1,
+                               max_rounds=1, entry_seconds=0)
     rows = runner.run_entry(fc6, 2, 1, settings, note=print)
     assert [(r["backend"], r["algorithm"], r["runs"]) for r in rows] == [
         ("c", "auto", "gemm"), ("c", "linear", "gemm"),
@@ -217,7 +218,8 @@ def test_full_size_conv_is_also_timed_as_its_fc_layer():
 def test_sliding_window_entry_compares_both_forms(capsys):
     pytest.importorskip("fastconv.models")
     entry = suites.SLIDING[0].reduced()
-    settings = runner.Settings(peers=(), min_rounds=1, max_rounds=1, entry_seconds=0)
+    settings = runner.Settings(idle_seconds=0, peers=(), min_rounds=1, max_rounds=1,
+                               entry_seconds=0)
     rows = runner.run_entry(entry, 1, 1, settings, note=print)
     assert [r["algorithm"] for r in rows] == ["fully-convolutional", "sliding-window"]
     assert all(r["agrees"] for r in rows)
@@ -232,7 +234,8 @@ def test_a_failing_peer_is_dropped_with_a_note(monkeypatch):
         raise RuntimeError("no kernel for this layer")
     monkeypatch.setattr(runner._peers, "conv", lambda *a: lambda: broken())
     notes = []
-    settings = runner.Settings(peers=("torch",), min_rounds=1, max_rounds=1, entry_seconds=0)
+    settings = runner.Settings(idle_seconds=0, peers=("torch",), min_rounds=1, max_rounds=1,
+                               entry_seconds=0)
     rows = runner.run_entry(suites.LENET[0], 1, 1, settings, note=notes.append)
     assert [r["backend"] for r in rows] == ["c"]
     assert notes == ["skipping torch: it failed (RuntimeError: no kernel for this layer)"]
@@ -242,7 +245,7 @@ def test_a_call_longer_than_the_budget_is_timed_once():
     ticks = iter(range(0, 10_000, 1))
     clock = lambda: next(ticks)          # every clock read is one "second" later
     impls = [runner.Impl("c", "auto", None, lambda: np.zeros(1))]
-    settings = runner.Settings(min_rounds=3, max_rounds=5, entry_seconds=0.5)
+    settings = runner.Settings(idle_seconds=0, min_rounds=3, max_rounds=5, entry_seconds=0.5)
     times, _, _ = runner.time_impls(impls, settings, clock=clock)
     assert len(times["c/auto"]) == 1
 

@@ -57,7 +57,8 @@ class Settings:
     # Idle time before each block: the thread pools of the implementation timed
     # before (OpenBLAS, OpenMP, ONNX Runtime) spin for a while after their last
     # call and would otherwise steal the core from the block that follows.
-    idle_seconds: float = 0.1
+    # NumPy's OpenBLAS spins for up to ~0.5 s (docs/TUNING.md).
+    idle_seconds: float = 0.7
     entry_seconds: float = 1.5    # stop adding rounds past this, once min_rounds are done
 
 
@@ -195,9 +196,9 @@ def time_rounds(fns: dict, reps: dict, settings: Settings, clock=time.perf_count
     each run `reps[name]` calls per block (see the module's docstring)."""
     names = list(fns)
     times = {name: [] for name in names}
-    start = clock()
+    busy = 0.0   # the budget counts timed calls, not the idle time between blocks
     for rnd in range(settings.max_rounds):
-        if rnd >= settings.min_rounds and clock() - start > settings.entry_seconds:
+        if rnd >= settings.min_rounds and busy > settings.entry_seconds:
             break
         for name in (names if rnd % 2 == 0 else names[::-1]):
             if rnd > 0 and times[name][0] > settings.entry_seconds:
@@ -207,7 +208,9 @@ def time_rounds(fns: dict, reps: dict, settings: Settings, clock=time.perf_count
             t0 = clock()
             for _ in range(n):
                 fns[name]()
-            times[name].append((clock() - t0) / n)
+            spent = clock() - t0
+            busy += spent
+            times[name].append(spent / n)
     return times
 
 
