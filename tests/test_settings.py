@@ -210,6 +210,12 @@ def test_threadpoolctl_lists_and_limits_fastconv():
             fastconv.set_num_threads(3)  # process-wide change under a limit
             assert fastconv.get_num_threads() == 1
         assert fastconv.get_num_threads() == 3
+        # A limit on another API "restores" fastconv at exit too: that is no cap.
+        fastconv.set_num_threads(1)
+        with threadpool_limits(1, user_api="blas"):
+            pass
+        fastconv.set_num_threads(2)
+        assert fastconv.get_num_threads() == 2
         print("ok")
     """)
     assert out.split() == ["ok"]

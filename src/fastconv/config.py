@@ -179,7 +179,9 @@ def resolve_backend(backend: str | None) -> str:
 # threadpoolctl's view: a cap on this thread's count.  threadpool_limits(n)
 # reads the count, sets n, and at exit sets the count it read; so a set that
 # brings back the count read before the last cap removes that cap (exact
-# restore, even if set_num_threads ran meanwhile); any other set is a new cap.
+# restore, even if set_num_threads ran meanwhile); a set to the count there
+# already is no cap (threadpool_limits(user_api="blas") sets nothing here at
+# entry but still "restores" every library at exit); any other set is a new cap.
 _caps = contextvars.ContextVar("fastconv_thread_caps", default=())  # (previous cap, count before)
 
 
@@ -189,6 +191,8 @@ def _limit(n: int) -> None:
     if caps and caps[-1][1] == n:
         _cap.set(caps[-1][0])
         _caps.set(caps[:-1])
+    elif not caps and n == get_num_threads():
+        return
     else:
         _caps.set(caps + ((_cap.get(), get_num_threads()),))
         _cap.set(n)
