@@ -327,3 +327,23 @@ def test_threads_and_concurrent_callers():
             for t in pool:
                 t.join()
     assert not errors
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_single_output_row_or_column_with_a_huge_stride(isa, layout):
+    """A stride only steps between outputs: with one output row or column it
+    may be as large as the index limit, on every path (depthwise and one input
+    channel with K filters included), without allocating per stride."""
+    rng = np.random.default_rng(13)
+    cases = [((1, 1, 1, 1), (65, 1, 1, 1), 1, (1, 2 ** 40), (1, 2)),
+             ((1, 1, 1, 5), (7, 1, 1, 1), 1, (2 ** 40, 1), 1),
+             ((1, 4, 5, 3), (4, 1, 3, 3), 4, (2, 2 ** 40), 1),
+             ((2, 3, 4, 4), (5, 3, 3, 3), 1, (2 ** 40, 2 ** 40), 1)]
+    for xs, ws, groups, stride, dilation in cases:
+        x = to_layout(ints(rng, xs, np.float32), layout)
+        w = ints(rng, ws, np.float32)
+        want = oracle(x, w, stride=stride, dilation=dilation, groups=groups, layout=layout)
+        for algorithm in ("direct", "im2col", "auto"):
+            got = fastconv.conv2d(x, w, stride=stride, dilation=dilation, groups=groups,
+                                  layout=layout, algorithm=algorithm, backend="c")
+            np.testing.assert_array_equal(got, want, err_msg=f"{xs} {stride} {algorithm}")
