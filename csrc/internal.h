@@ -195,6 +195,12 @@ typedef struct {
     int lanes;
 } fc_pool_kernels;
 enum { FC_POOL_MAX_LANES = 16 };  /* float in a 64-byte vector */
+/* A window of the whole map, unpadded and undilated: one reduction per plane. */
+static inline int fc_pool_is_global(const fc_pool_args *a)
+{
+    return a->oh == 1 && a->ow == 1 && a->kh == a->h && a->kw == a->w && a->dil_h == 1 &&
+           a->dil_w == 1 && a->pad_top == 0 && a->pad_left == 0;
+}
 /* Rows (or columns) of input that n outputs' windows span. */
 static inline int64_t fc_pool_padded_extent(int64_t n, int64_t stride, int64_t k, int64_t dil)
 {

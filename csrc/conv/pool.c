@@ -14,7 +14,7 @@ static int64_t pool_flat_elems(const fc_pool_args *a)
         return 0;
     if (fc_pool_rows_fits(a) && a->stride_w == 2)
         return 0;
-    if (a->oh == 1 && a->ow == 1 && a->kh == a->h && a->kw == a->w)
+    if (fc_pool_is_global(a))
         return 0;
     const int64_t s = a->stride_w;
     const int64_t pw = (a->ow - 1) * s + a->dil_w * (a->kw - 1) + 1;
@@ -33,7 +33,7 @@ static int64_t pool_across_elems(const fc_pool_args *a, int lanes)
 {
     if (a->xs_w != 1 || a->xs_h != a->w || a->h * a->w < lanes || a->w >= 64)
         return 0;
-    if (a->oh == 1 && a->ow == 1 && a->kh == a->h && a->kw == a->w)
+    if (fc_pool_is_global(a))
         return 0;
     const int64_t hp = fc_pool_padded_extent(a->oh, a->stride_h, a->kh, a->dil_h);
     const int64_t wp = fc_pool_padded_extent(a->ow, a->stride_w, a->kw, a->dil_w);
