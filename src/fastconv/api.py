@@ -5,7 +5,7 @@ import numpy as np
 
 from . import _args, lower
 from .backends import capabilities, get as _backend
-from .config import resolve_backend
+from .config import get_num_threads, get_winograd, resolve_backend
 from .packed import PackedWeight
 
 
@@ -167,6 +167,94 @@ def run_conv2d(x, weight, bias, p, packed, algorithm, be, relu=False, negative_s
                            None if fused is not None else clip_max,
                            1 if p.layout == "NCHW" else 3)
     return _finish(target, out)
+
+
+class PreparedCall:
+    """One call of a layer (run_conv2d or linear on a PackedWeight) made
+    again on other arrays of the same shapes, dtypes and strides without its
+    Python work: no validation, planning or argument structs, only the C
+    calls (fastconv.backends.c.Prepared) and, for a residual, its copy into
+    the output.  Made by prepare_conv2d / prepare_linear."""
+    __slots__ = ("_run", "_shape", "_dtype", "_constants")
+
+    def __init__(self, run, shape, dtype, constants):
+        self._run, self._shape, self._dtype, self._constants = run, shape, dtype, constants
+
+    def output(self, out, *inputs):
+        """The array the call writes: out itself, or a fresh one for out=None;
+        None where out is not one the kernels may write directly (the general
+        path then handles it, errors included)."""
+        if out is None:
+            return np.empty(self._shape, self._dtype)
+        if type(out) is np.ndarray and out.shape == self._shape and out.dtype == self._dtype \
+                and out.flags.c_contiguous and out.flags.writeable and \
+                not any(np.may_share_memory(out, a) for a in inputs + self._constants):
+            return out
+        return None
+
+    def __call__(self, x, out=None, residual=None):
+        """The result, or None where `out` is not one the call may write."""
+        target = self.output(out, x)
+        if target is None:
+            return None
+        if residual is not None and target is not residual:
+            np.copyto(target, residual)  # the GEMM adds into it (accumulate)
+        self._run(x, target)
+        return target
+
+
+def state_key(be: str) -> tuple:
+    """What a prepared call depends on besides its arrays and arguments: the
+    backend, its thread count, the Winograd switch and the kernels' ISA."""
+    return be, get_num_threads(), get_winograd(), _backend(be).isa() if be == "c" else None
+
+
+def array_key(arr):
+    """The part of an array's identity a prepared call depends on, or None."""
+    if arr is None:
+        return None
+    return arr.shape, arr.dtype, arr.strides, arr.flags.aligned
+
+
+def _prepare(run, x, target, packed, be):
+    if be != "c" or not capabilities(be).packed:
+        return run(), None
+    c = _backend(be)
+    constants = (packed.weight, packed.bias)
+    y, calls = c.prepare(run, x, target, constants)
+    if calls is None or y is not target:
+        return y, None
+    return y, PreparedCall(calls, target.shape, target.dtype,
+                           tuple(a for a in constants if a is not None))
+
+
+def prepare_conv2d(x, packed, p, algorithm, be, relu=False, negative_slope=None, out=None,
+                   clip_max=None, residual=None):
+    """run_conv2d(x, packed's weight and bias, p, ...) -> (its result, a
+    PreparedCall that repeats it on arrays like x, out and residual, or None
+    where the call does Python-side work a replay would skip, or False where
+    this call could not tell: an `out` the kernels cannot write directly)."""
+    run = lambda target: run_conv2d(x, packed.weight, packed.bias, p, packed, algorithm, be,
+                                    relu=relu, negative_slope=negative_slope, out=target,
+                                    clip_max=clip_max, residual=residual)
+    target = PreparedCall(None, p.out_shape, x.dtype,
+                          tuple(a for a in (packed.weight, packed.bias) if a is not None)
+                          ).output(out, x)
+    if target is None:
+        return run(out), False
+    if residual is not None and type(residual) is not np.ndarray:
+        return run(target), None
+    return _prepare(lambda: run(target), x, target, packed, be)
+
+
+def prepare_linear(x, packed, be, relu=False, negative_slope=None, clip_max=None):
+    """linear(x, packed, ...) -> (its result, a PreparedCall repeating it, or
+    None); x an ndarray of 1 or 2 dimensions."""
+    shape = x.shape[:-1] + (packed.weight.shape[0],)
+    target = np.empty(shape, x.dtype)
+    run = lambda: linear(x, packed, backend=be, out=target, relu=relu,
+                         negative_slope=negative_slope, clip_max=clip_max)
+    return _prepare(run, x, target, packed, be)
 
 
 def _conv_as_gemm(gemm, x, weight, bias, p, y, relu, packed=None, clip_max=None,

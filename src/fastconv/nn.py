@@ -142,6 +142,11 @@ class _Weighted(Module):
         n = int(np.prod(self.weight_shape))
         return n + (0 if self._bias is None else self.weight_shape[0])
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_calls", None)   # prepared C calls hold this process's pointers
+        return state
+
     def packed(self) -> PackedWeight:
         """weight and bias packed for the kernels, made at the first call and
         kept while the layer keeps the same weight and bias arrays."""
@@ -154,7 +159,7 @@ class _Weighted(Module):
 
 class Conv2d(_Weighted):
     """conv2d with fixed weight (K, C/groups, kh, kw) and optional bias (K,)."""
-    _checked = None   # (PackedWeight, {input key: its ConvParams}), see forward
+    _calls = None   # (PackedWeight, {input key: ConvParams}, {call key: PreparedCall}), see forward
 
     def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                  algorithm="auto"):
@@ -174,26 +179,42 @@ class Conv2d(_Weighted):
                 residual=None):
         x = _input(self, x, dtype=self.weight.dtype)
         packed = self.packed()
-        # conv2d's validation depends only on these (and the weights, which
-        # `packed` stands for), so its result is kept per key and reused.
-        key = (x.shape, x.dtype, self.stride, self.padding, self.dilation, self.groups,
-               self.algorithm)
-        checked = self._checked
-        if checked is None or checked[0] is not packed:
-            checked = self._checked = (packed, {})
+        be = resolve_backend(None)
+        calls = self._calls
+        if calls is None or calls[0] is not packed:
+            calls = self._calls = (packed, {}, {})
+        # A call is validated once per input shape and dtype, and planned with
+        # its C arguments filled once per call key (the input's strides, the
+        # epilogue, the backend's state too); later calls only set addresses.
         try:
-            p = checked[1].get(key)
+            key = (x.shape, x.dtype, self.stride, self.padding, self.dilation, self.groups,
+                   self.algorithm)
+            call_key = (key, x.strides, x.flags.aligned, relu, negative_slope, clip_max,
+                        api.array_key(residual) if type(residual) is np.ndarray else residual,
+                        api.state_key(be))
+            call = calls[2].get(call_key)
         except TypeError:   # an unhashable setting (a list): validate every call
-            key, p = None, None
+            key = call_key = call = None
+        if call is not None:
+            y = call(x, out, residual)
+            if y is not None:
+                return y
+        p = calls[1].get(key) if key is not None else None
         if p is None:
             _args.choice("algorithm", self.algorithm, _args.ALGORITHMS)
             _, _, _, p = _args.conv2d_args(x, packed.weight, packed.bias, self.stride,
                                            self.padding, self.dilation, self.groups, "NCHW")
             if key is not None:
-                checked[1][key] = p
-        return api.run_conv2d(x, packed.weight, packed.bias, p, packed, self.algorithm,
-                              resolve_backend(None), relu=relu, negative_slope=negative_slope,
-                              out=out, clip_max=clip_max, residual=residual)
+                calls[1][key] = p
+        if call_key is not None and call_key not in calls[2]:
+            y, call = api.prepare_conv2d(x, packed, p, self.algorithm, be, relu,
+                                         negative_slope, out, clip_max, residual)
+            if call is not False:
+                calls[2][call_key] = call
+            return y
+        return api.run_conv2d(x, packed.weight, packed.bias, p, packed, self.algorithm, be,
+                              relu=relu, negative_slope=negative_slope, out=out,
+                              clip_max=clip_max, residual=residual)
 
     def _params(self, shape):
         x = _shape_only((1,) + _sample_shape(self, shape, 3, "(C, H, W)"))
@@ -223,7 +244,29 @@ class Linear(_Weighted):
 
     def forward(self, x, relu=False, negative_slope=None, clip_max=None):
         x = _input(self, x, dtype=self.weight.dtype)
-        return api.linear(x, self.packed(), relu=relu, negative_slope=negative_slope,
+        packed = self.packed()
+        be = resolve_backend(None)
+        if x.ndim not in (1, 2):
+            return api.linear(x, packed, relu=relu, negative_slope=negative_slope,
+                              clip_max=clip_max)
+        # Prepared once per key, as Conv2d's calls.
+        try:
+            key = (api.array_key(x), relu, negative_slope, clip_max, api.state_key(be))
+            hash(key)
+        except TypeError:
+            key = None
+        calls = self.__dict__.get("_calls")
+        if calls is None or calls[0] is not packed:
+            calls = self._calls = (packed, {})
+        call = calls[1].get(key, False) if key is not None else None
+        if call:
+            y = call(x)
+            if y is not None:
+                return y
+        if call is False:
+            y, calls[1][key] = api.prepare_linear(x, packed, be, relu, negative_slope, clip_max)
+            return y
+        return api.linear(x, packed, relu=relu, negative_slope=negative_slope,
                           clip_max=clip_max)
 
     def output_shape(self, shape):

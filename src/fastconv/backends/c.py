@@ -96,6 +96,18 @@ def _check(rc):
         raise RuntimeError(f"fastconv C core: internal error {rc}")
 
 
+_recording = threading.local()   # .calls: the list prepare() records into
+
+
+def _call(fn, args, *extra, keep=()):
+    """fn(args, *extra), a conv or GEMM entry point on its argument struct;
+    keep: the arrays of constants (bias, slopes) that args points into."""
+    calls = getattr(_recording, "calls", None)
+    if calls is not None:
+        calls.append((fn, args, extra, keep))
+    _check(fn(args, *extra))
+
+
 def _slope(relu):
     """(relu flag, PReLU slopes or None) of an epilogue (fastconv._args.activation)."""
     if isinstance(relu, np.ndarray):
@@ -135,7 +147,10 @@ def gemm(a, b, out, bias=None, bias_axis=1, relu=False, packed=None, clip_max=No
     g = ffi.new("fc_gemm_args *", gemm_args(a, b, target, bias, bias_mode, relu, accumulate,
                                             slope=slope, slope_mode=axis_mode,
                                             clip_max=clip_max))
-    _check(_GEMM[a.dtype](g) if packed is None else _GEMM_PACKED[a.dtype](g, packed))
+    if packed is None:
+        _call(_GEMM[a.dtype], g, keep=(bias, slope))
+    else:
+        _call(_GEMM_PACKED[a.dtype], g, packed, keep=(bias, slope))
     if target is not out:
         out[...] = target
 
@@ -186,9 +201,93 @@ def conv2d(x, weight, bias, p, algorithm, out, workspace_bytes, relu=False, pack
     a = ffi.new("fc_conv_args *", conv_args(x, weight, bias, p, out, ws, relu, slope, clip_max))
     use_threads()
     if packed is None:
-        _check(_CONV[algorithm, x.dtype](a))
+        _call(_CONV[algorithm, x.dtype], a, keep=(weight, bias, slope))
     else:
-        _check(_CONV_PACKED[algorithm, x.dtype](a, packed))
+        _call(_CONV_PACKED[algorithm, x.dtype], a, packed, keep=(weight, bias, slope))
+
+
+# ---- prepared calls ---------------------------------------------------------
+
+#: The pointer fields of each argument struct.
+_POINTERS = {"fc_conv_args": ("x", "weight", "bias", "y", "ws", "slope"),
+             "fc_gemm_args": ("a", "b", "c", "bias", "slope")}
+
+
+def _data(arr) -> int:
+    return arr.__array_interface__["data"][0]
+
+
+def _within(addr: int, arrays) -> bool:
+    """addr lies in the bytes of one of the arrays (None entries skipped)."""
+    for arr in arrays:
+        if arr is None or arr.size == 0:
+            continue
+        lo = hi = _data(arr)
+        for n, s in zip(arr.shape, arr.strides):
+            lo, hi = (lo + s * (n - 1), hi) if s < 0 else (lo, hi + s * (n - 1))
+        if lo <= addr < hi + arr.itemsize:
+            return True
+    return False
+
+
+def _base(arr):
+    """arr's first element as a char pointer (offsets are in bytes)."""
+    if arr.flags.c_contiguous:
+        return ffi.from_buffer("char[]", arr)
+    return ffi.cast("char *", _data(arr))
+
+
+class Prepared:
+    """The C calls of one run of a call path, made again on other arrays x
+    and y of the same shapes, dtypes and strides: the argument structs are
+    filled once and each call only points them at x, y and this thread's
+    workspace.  Safe to share between threads (each call copies the structs)."""
+    __slots__ = ("_calls",)
+
+    def __init__(self, calls):
+        self._calls = calls   # (fn, struct type, template, binds, extra, owners, ws bytes)
+
+    def __call__(self, x, y):
+        xb, yb = _base(x), _base(y)
+        use_threads()
+        for fn, ctype, template, binds, extra, _kept, ws in self._calls:
+            a = ffi.new(ctype, template)
+            for field, from_x, offset in binds:
+                setattr(a, field, (xb if from_x else yb) + offset)
+            if ws:
+                a.ws = _ptr(_workspace(ws))
+            _check(fn(a, *extra))
+
+
+def prepare(run, x, y, constants):
+    """Run run() once (a call path reading x and writing y through the C
+    entry points) and return its result with a Prepared of its calls, or
+    None as the second item where a call pointed at anything other than x,
+    y, the arrays in `constants`, the constants it keeps, and workspace: a
+    copy of x, a temporary output."""
+    _recording.calls = calls = []
+    try:
+        result = run()
+    finally:
+        _recording.calls = None
+    x0, y0 = _data(x), _data(y)
+    prepared = []
+    for fn, args, extra, keep in calls:
+        ctype = ffi.typeof(args).item.cname
+        binds = []
+        for field in _POINTERS[ctype]:
+            addr = int(ffi.cast("uintptr_t", getattr(args, field)))
+            if addr == 0 or (field == "ws"):
+                continue
+            if _within(addr, (x,)):
+                binds.append((field, True, addr - x0))
+            elif _within(addr, (y,)):
+                binds.append((field, False, addr - y0))
+            elif not _within(addr, tuple(constants) + tuple(keep)):
+                return result, None
+        ws = int(args.ws_bytes) if ctype == "fc_conv_args" and args.ws != ffi.NULL else 0
+        prepared.append((fn, ctype + " *", args[0], tuple(binds), extra, (args, keep), ws))
+    return result, (Prepared(prepared) if prepared else None)
 
 
 def _owned(ptr):
