@@ -167,18 +167,18 @@ def test_layer_geometry_matches_fastconv_lowering(layer):
 
 def test_runner_flags_a_wrong_result(monkeypatch):
     """The reference is the NumPy oracle, not an implementation under test: with
-    no peer, a wrong kernel (here every fastconv backend but the oracle's) is
+    no peer, a wrong kernel (here the layers every fastconv row runs) is
     flagged, and so is a wrong peer."""
     layer = suites.LENET[1]
     real = runner.api.conv2d
-    wrong = lambda *a, backend=None, **k: real(*a, backend=backend, **k) * \
-        (1.0 if backend == "numpy" else 1.01)
-    monkeypatch.setattr(runner.api, "conv2d", wrong)
+    real_forward = runner.nn.Conv2d.forward   # what the fastconv rows run
+    monkeypatch.setattr(runner.nn.Conv2d, "forward",
+                        lambda self, *a, **k: real_forward(self, *a, **k) * 1.01)
     settings = runner.Settings(idle_seconds=0, backends=("c", "numba"), peers=(), min_rounds=1,
                                max_rounds=1, entry_seconds=0)
     rows = runner.run_entry(layer, 1, 1, settings, note=print)
     assert [r["agrees"] for r in rows] == [False, False]
-    monkeypatch.setattr(runner.api, "conv2d", real)
+    monkeypatch.setattr(runner.nn.Conv2d, "forward", real_forward)
     monkeypatch.setattr(runner, "peer_impls", lambda entry, arrays, *a: [runner.Impl(
         "torch", None, None, lambda: real(*arrays, entry.stride, entry.pad, backend="c") * 1.01)])
     rows = runner.run_entry(layer, 1, 1, settings, note=print)

@@ -21,9 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from .. import api, lower
-from ..backends import capabilities
-from ..packed import PackedWeight
+from .. import api, lower, nn
+from ..config import config, get_backend
 from . import machine, networks, peers as _peers
 
 
@@ -87,10 +86,9 @@ def fastconv_impls(entry, arrays, settings: Settings):
             out.append(Impl(be, "gemm", "gemm", lambda be=be: api.matmul(a, b, backend=be)))
             continue
         x, w, bias = arrays
-        # Where the backend keeps packed weights, every row reads them packed
-        # once, as an nn.Conv2d layer does (Winograd's filter transform then
-        # happens once, not per call).
-        weight, b = (PackedWeight(w, bias), None) if capabilities(be).packed else (w, bias)
+        # Each row runs the layer as a network does: an nn.Conv2d, whose
+        # weights are packed once (Winograd's filter transform too) and whose
+        # calls are prepared once per input (fastconv.api.PreparedCall).
         for algo in settings.algorithms:
             try:
                 plan = lower.conv2d(x.shape, w.shape, entry.stride, entry.pad, 1, entry.groups,
@@ -99,15 +97,24 @@ def fastconv_impls(entry, arrays, settings: Settings):
                 if algo == "winograd":  # a layer (or backend) Winograd does not run
                     continue
                 raise
-            out.append(Impl(be, algo, plan.algorithm,
-                            lambda be=be, algo=algo, weight=weight, b=b: api.conv2d(
-                                x, weight, b, entry.stride, entry.pad, 1, entry.groups,
-                                algorithm=algo, backend=be)))
+            layer = nn.Conv2d(w, bias, entry.stride, entry.pad, 1, entry.groups, algorithm=algo)
+            out.append(Impl(be, algo, plan.algorithm, _on_backend(be, layer, x)))
         if entry.is_full_size:   # the same layer as the FC layer it is
             x2, w2 = fc_view(x, w)
             out.append(Impl(be, "linear", "gemm",
                             lambda be=be: api.linear(x2, w2, bias, backend=be)))
     return out
+
+
+def _on_backend(be, layer, x):
+    """A call of layer(x) on backend `be` (the process's own needs no switch per call)."""
+    if be == get_backend():
+        return lambda: layer(x)
+
+    def call():
+        with config(backend=be):
+            return layer(x)
+    return call
 
 
 def fc_view(x, w):
