@@ -136,6 +136,42 @@ def test_views_exact(isa, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_every_row_count_exact(isa, dtype):
+    """Every M up to two tiles and one row (tails run on row-exact kernels, or
+    on the short kernel twice), with bias and PReLU slopes per row, a clamp,
+    accumulate, and B both packed (wide) and read in place (few rows)."""
+    rng = np.random.default_rng(9)
+    mr, nr = tiles(isa, dtype)[:2]
+    for m in range(1, 2 * mr + 2):
+        for n, k in [(nr + 5, 9), (3 * nr, 4)]:
+            a, b = ints(rng, (m, k), dtype), ints(rng, (k, n), dtype)
+            c0, bias = ints(rng, (m, n), dtype), ints(rng, (m,), dtype)
+            slope = (rng.integers(1, 4, m) / 4).astype(dtype)
+            want = oracle(a, b, c0, bias, 0)
+            want = np.minimum(np.where(want < 0, want * slope[:, None], want), 5)
+            g = ffi.new("fc_gemm_args *")
+            c = c0.copy()
+            ptr = lambda x: ffi.cast("void *", x.__array_interface__["data"][0])
+            g.m, g.n, g.k = m, n, k
+            g.a, g.rsa, g.csa = ptr(a), k, 1
+            g.b, g.rsb, g.csb = ptr(b), n, 1
+            g.c, g.rsc, g.csc = ptr(c), n, 1
+            g.bias, g.bias_mode = ptr(bias), lib.FC_BIAS_PER_ROW
+            g.slope, g.slope_mode = ptr(slope), lib.FC_BIAS_PER_ROW
+            g.accumulate, g.clip, g.clip_max = 1, 0, 0.0
+            with using_isa(isa):
+                fn = lib.fc_sgemm if dtype == np.float32 else lib.fc_dgemm
+                assert fn(g) == lib.FC_OK
+            np.testing.assert_array_equal(np.minimum(c, 5), want, err_msg=f"{isa} m={m} n={n}")
+            g.c, g.relu, g.slope_mode, g.clip, g.clip_max = ptr(c), 1, lib.FC_BIAS_NONE, 1, 5.0
+            c[...] = c0
+            with using_isa(isa):
+                assert fn(g) == lib.FC_OK
+            relu6 = np.minimum(np.maximum(oracle(a, b, c0, bias, 0), 0), 5)
+            np.testing.assert_array_equal(c, relu6, err_msg=f"{isa} m={m} n={n} relu6")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_epilogue_exact(isa, dtype):
     """bias per row / per column, ReLU and accumulate, alone and together, on
     row-major, column-major and strided C."""
