@@ -233,6 +233,7 @@ def test_random_reals(isa, dtype):
         np.testing.assert_allclose(got, want, rtol=0, atol=rtol * scale, err_msg=f"{m}x{n}x{k}")
 
 
+@pytest.mark.slow
 def test_batch1_fc_layer_exact():
     """The batch-1 FC layer (B = W.T; (1, 4096, 25088) at a quarter of its
     weights) and its N = 1 twin, exact on integers."""
