@@ -64,6 +64,7 @@ def client():
     cluster.close(timeout=30)
 
 
+@pytest.mark.slow
 def test_heatmap_on_cluster_equals_single_pass(client, lenet_fcn):
     image = lazy_image((1, 1, 300, 520), (1, 1, 96, 120))  # 4 x 5 chunks
     hm = fdask.heatmap(lenet_fcn, image)
@@ -74,6 +75,7 @@ def test_heatmap_on_cluster_equals_single_pass(client, lenet_fcn):
     assert len(hm.chunks[2]) > 1 and len(hm.chunks[3]) > 1
 
 
+@pytest.mark.slow
 def test_predict_on_cluster_equals_whole_stack(client):
     lenet = models.lenet5()
     images, _ = models.digits.heldout()
@@ -148,6 +150,7 @@ def test_edge_tasks_copy(lenet_fcn):
         assert part.flags.owndata and part.base is None and part.size < chunk.size / 2, key
 
 
+@pytest.mark.slow
 def test_worker_tasks_divide_the_cores(client):
     def in_task():
         return fdask.task_threads(), len(os.sched_getaffinity(0)), fastconv.get_num_threads()
