@@ -8,12 +8,19 @@ from fastconv.bench.suites import SUITES
 
 from bench_helpers import arrays, check
 
+# The quick tier's layers (the others are marked slow): 7x7 and 11x11 strided,
+# 3x3 strided, 1x1 and strided 1x1, kernel = input (vgg16/fc6), few channels,
+# depthwise.
+QUICK = ("resnet50/conv1", "resnet50/l1.1x1c", "resnet50/l2.3x3s2", "resnet50/l2.ds",
+         "vgg16/fc6", "alexnet/conv1", "lenet/conv2", "mobilenet/dw3x3")
+LAYERS = [layer if layer.id in QUICK else pytest.param(layer, marks=pytest.mark.slow)
+          for layer in SUITES["conv"]]
 IMPLS = [f"{be}-{algo}" for be in ("c", "numba") for algo in ("auto", "direct", "im2col")] + \
     ["c-packed", "c-winograd", "torch", "onnxruntime"]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("layer", SUITES["conv"], ids=lambda l: l.id)
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda l: l.id)
 def test_conv(layer, impl, reduced, batch, threads, measure, request):
     entry = layer.reduced() if reduced else layer
     x, w, bias = arrays(entry, batch)

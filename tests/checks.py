@@ -10,6 +10,22 @@ DTYPES = [np.float32, np.float64]
 DTYPES_F64_SLOW = [np.float32, pytest.param(np.float64, marks=pytest.mark.slow)]
 
 
+def slow_except(values, keep, unpack=False):
+    """A parametrize list with every entry but those at the indices in `keep`
+    marked slow: the quick tier runs the kept representatives, the full suite
+    every entry, under the same test IDs.  unpack: the entries are tuples of
+    several argnames' values."""
+    out = []
+    for i, v in enumerate(values):
+        if i in keep:
+            out.append(v)
+        elif isinstance(v, type(pytest.param(None))):
+            out.append(pytest.param(*v.values, marks=[*v.marks, pytest.mark.slow], id=v.id))
+        else:
+            out.append(pytest.param(*(v if unpack else (v,)), marks=pytest.mark.slow))
+    return out
+
+
 def tol(dtype):
     return 1e-5 if np.dtype(dtype) == np.float32 else 1e-12
 

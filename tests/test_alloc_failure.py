@@ -14,6 +14,7 @@ import pytest
 
 import fastconv
 from arrays import close, ints, mismatch
+from checks import slow_except
 from isas import c_isas, using_isa
 
 MAX_ALLOCS = 10_000  # far more allocation points than any call has
@@ -58,6 +59,11 @@ def cases():
 
 
 CASES = list(cases())
+# Quick tier: each kind of call once (GEMM, strided GEMM, linear, direct,
+# im2col, Winograd, depthwise), in either dtype.
+QUICK = [i for i, (label, _) in enumerate(CASES) if label in (
+    "matmul float32", "matmul strided float64", "linear float32", "conv2d direct NCHW float32",
+    "conv2d im2col NHWC float64", "conv2d winograd float32", "conv2d depthwise float64")]
 
 
 def resident_bytes():
@@ -80,7 +86,8 @@ def failure_points(call):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("isa", c_isas())
-@pytest.mark.parametrize("label,call", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("label,call", slow_except(CASES, QUICK, unpack=True),
+                         ids=[c[0] for c in CASES])
 def test_each_allocation_failure_is_memory_error(label, call, isa, threads):
     with fastconv.config(num_threads=threads), using_isa(isa):
         want = call(be="numpy")  # the same call on the oracle

@@ -89,6 +89,7 @@ def test_missing_peer_is_one_line_note(tmp_path, capsys, monkeypatch):
     assert {r["backend"] for r in json.loads(js.read_text())["rows"]} == {"c"}
 
 
+@pytest.mark.slow
 def test_without_matplotlib_or_tqdm_bench_still_runs(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "tqdm", None)

@@ -84,6 +84,7 @@ def test_threads_share_a_backend(backend):
     assert not failures, "\n".join(failures[:10])
 
 
+@pytest.mark.slow
 def test_threads_mix_c_and_numba_while_thread_count_changes():
     failures = run_threads(["c", "numba"], change_thread_count=True)
     assert not failures, "\n".join(failures[:10])

@@ -18,6 +18,7 @@ cloudpickle = pytest.importorskip("cloudpickle")
 import fastconv  # noqa: E402
 import fastconv.dask as fdask  # noqa: E402
 from fastconv import models, nn  # noqa: E402
+from checks import slow_except  # noqa: E402
 
 TIMEOUT = 120  # seconds for any one computation on the cluster
 
@@ -63,6 +64,7 @@ def client():
     cluster.close(timeout=30)
 
 
+@pytest.mark.slow
 def test_heatmap_on_cluster_equals_single_pass(client, lenet_fcn):
     image = lazy_image((1, 1, 300, 520), (1, 1, 96, 120))  # 4 x 5 chunks
     hm = fdask.heatmap(lenet_fcn, image)
@@ -73,6 +75,7 @@ def test_heatmap_on_cluster_equals_single_pass(client, lenet_fcn):
     assert len(hm.chunks[2]) > 1 and len(hm.chunks[3]) > 1
 
 
+@pytest.mark.slow
 def test_predict_on_cluster_equals_whole_stack(client):
     lenet = models.lenet5()
     images, _ = models.digits.heldout()
@@ -120,6 +123,7 @@ def _freed(live):
     live[0] -= 1
 
 
+@pytest.mark.slow
 def test_workers_hold_few_chunks_at_once(client, lenet_fcn):
     # 3 x 12 chunks: an overlap step that kept neighbour chunks alive until
     # their neighbours' outputs ran would hold about a row of them (12).
@@ -146,6 +150,7 @@ def test_edge_tasks_copy(lenet_fcn):
         assert part.flags.owndata and part.base is None and part.size < chunk.size / 2, key
 
 
+@pytest.mark.slow
 def test_worker_tasks_divide_the_cores(client):
     def in_task():
         return fdask.task_threads(), len(os.sched_getaffinity(0)), fastconv.get_num_threads()
@@ -173,11 +178,11 @@ def test_graph_holds_the_model_once(lenet_fcn):
     assert weights < size < 2 * weights + 200_000, (size, weights)
 
 
-@pytest.mark.parametrize("chunks", [
+@pytest.mark.parametrize("chunks", slow_except([
     (1, 1, 30, 30),         # smaller than the receptive field plus overlap
     (1, 1, 57, 93),         # borders off the model's stride
     ((1, 1), 1, 100, 41),   # N split too
-])
+], (2,)))
 def test_bad_spatial_chunking_is_rechunked_or_refused(lenet_fcn, chunks):
     image = lazy_image((2, 1, 200, 180), chunks)
     want = single_pass(lenet_fcn, image.compute(scheduler="sync"))

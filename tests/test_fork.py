@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import fastconv
+from checks import slow_except
 
 HERE = os.path.dirname(__file__)
 SRC = os.path.dirname(os.path.dirname(fastconv.__file__))
@@ -33,13 +34,13 @@ def scenario(method, pool, backend, threads, timeout=240):
     return [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("child ")]
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("threads", slow_except([1, 2, 3], (1,)))
 def test_forked_pool_after_parallel_call(threads):
     # More than one thread in the parent: the child runs single-threaded.
     assert scenario("fork", "pool", "c", threads) == [f"exact threads=1"] * 2
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
 def test_process_pool_executor(method):
     got = scenario(method, "executor", "c", 2)
     assert len(got) == 2 and all(r.startswith("exact threads=") for r in got), got
@@ -47,6 +48,7 @@ def test_process_pool_executor(method):
         assert got == ["exact threads=1"] * 2
 
 
+@pytest.mark.slow
 def test_spawned_pool_keeps_its_threads():
     got = scenario("spawn", "pool", "c", 2)
     assert all(r.startswith("exact threads=") for r in got), got

@@ -11,6 +11,7 @@ import pytest
 
 import fastconv
 from arrays import ints
+from checks import DTYPES_F64_SLOW
 from isas import c_isas, using_isa
 from fastconv.backends import reference
 from fastconv.backends.c import ffi, lib
@@ -207,7 +208,7 @@ def line_offset_view(shape, dtype, offset, sentinel):
     return buf, block[:, :n]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES_F64_SLOW)
 def test_c_at_every_line_offset(isa, dtype):
     """C starting anywhere in a cache line: the tile grid then starts from the
     line boundary (col_skew in gemm_impl.inc), with a narrow first tile, also
@@ -269,6 +270,7 @@ def test_random_reals(isa, dtype):
         np.testing.assert_allclose(got, want, rtol=0, atol=rtol * scale, err_msg=f"{m}x{n}x{k}")
 
 
+@pytest.mark.slow
 def test_batch1_fc_layer_exact():
     """The batch-1 FC layer (B = W.T; (1, 4096, 25088) at a quarter of its
     weights) and its N = 1 twin, exact on integers."""

@@ -44,7 +44,7 @@ def ints(shape, dtype, seed):
 
 
 @pytest.mark.parametrize("backend", [
-    "c", pytest.param("numba", marks=pytest.mark.skipif(
+    pytest.param("c", marks=pytest.mark.slow), pytest.param("numba", marks=pytest.mark.skipif(
         not os.environ.get("FASTCONV_SLOW_TESTS"),
         reason="~2 min: Numba's GEMM runs m = n = 1 as whole micro-tiles; "
                "FASTCONV_SLOW_TESTS=1 runs it"))])

@@ -100,6 +100,7 @@ def explicit(kernel, stride, padding, dilation):
     return stride, ((t, b), (l, r)), dilation
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [np.float32, pytest.param(np.float64, marks=pytest.mark.slow)])
 def test_user_cached_function_matches_references(user_net, dtype):
     rng = np.random.default_rng(17)

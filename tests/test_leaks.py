@@ -45,7 +45,7 @@ def shapes(rng):
     return {"conv2d": conv, "linear": lin, "matmul": mm}
 
 
-@pytest.mark.parametrize("backend", ["c", "numba"])
+@pytest.mark.parametrize("backend", ["c", pytest.param("numba", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("function", ["conv2d"] + [pytest.param(f, marks=pytest.mark.slow)
                                                    for f in ("linear", "matmul")])
 def test_resident_memory_stays_flat(function, backend):

@@ -214,6 +214,7 @@ def test_heatmap_png_is_written(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_timed_returns_results_and_medians():
     t, out, rounds = demo.timed({"a": lambda: 1, "b": lambda: 2}, repeats=3, budget=10)
     assert out == {"a": 1, "b": 2} and set(t) == {"a", "b"} and min(t.values()) >= 0

@@ -246,6 +246,7 @@ assert numba.threading_layer() == "workqueue" and len(ok) == 8 and all(ok), ok
 """
 
 
+@pytest.mark.slow
 def test_concurrent_calls_under_workqueue_layer():
     """Numba's workqueue layer aborts on concurrent parallel regions; the
     backend must serialise them there."""

@@ -18,6 +18,7 @@ pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import onnx_models as om  # noqa: E402
+from checks import slow_except  # noqa: E402
 from fastconv import onnx as fonnx  # noqa: E402
 
 HEAVY = os.environ.get("FASTCONV_HEAVY_TESTS") == "1"
@@ -62,7 +63,7 @@ def test_light_model_matches_onnxruntime(name):
 BATCHED = ("squeezenet", "densenet121", "shufflenet")
 
 
-@pytest.mark.parametrize("name", BATCHED + (
+@pytest.mark.parametrize("name", slow_except(BATCHED, (0, 2)) + list(
     tuple(n for n in om.LIGHT if n not in BATCHED) if HEAVY else ()))
 def test_light_model_larger_batch(name):
     model, g = light(name)

@@ -100,6 +100,7 @@ for tid in os.listdir("/proc/self/task"):
 """
 
 
+@pytest.mark.slow
 def test_numba_omp_workers_are_placed_too():
     """In a process that runs only the Numba backend, its OpenMP workers (the
     C core's runtime) get the same placement."""

@@ -8,7 +8,7 @@ import pytest
 
 import fastconv
 from fastconv import nn
-from checks import DTYPES, assert_close
+from checks import DTYPES, assert_close, slow_except
 
 BACKENDS = ["c", "numba", "numpy"]
 
@@ -63,6 +63,10 @@ CASES = [
     ((2, 3, 56, 57), 3, 2, 1, 1, True),
 ]
 DIL_CASES = [((1, 2, 12, 12), 3, 1, 1, 2, False), ((1, 3, 10, 14), (2, 3), 2, 1, (3, 2), True)]
+# The quick tier's cases (checks.slow_except): ceil_mode, a window dropped in
+# the padding, a rectangular window, a 1x1 map, stride > kernel, dilation.
+QUICK_MAX = (2, 4, 6, 8, 10, 15)
+QUICK_AVG = (2, 4, 8, 10)
 
 
 def _pairs(v):
@@ -76,7 +80,7 @@ def _data(shape, dtype, seed):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", CASES + DIL_CASES, ids=str)
+@pytest.mark.parametrize("case", slow_except(CASES + DIL_CASES, QUICK_MAX), ids=str)
 def test_max_pool_matches_loop(case, dtype, backend):
     shape, k, s, pad, dil, ceil = case
     x = _data(shape, dtype, len(str(case)))
@@ -90,7 +94,7 @@ def test_max_pool_matches_loop(case, dtype, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("include_pad", [True, False])
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case", slow_except(CASES, QUICK_AVG), ids=str)
 def test_avg_pool_matches_loop(case, dtype, include_pad, backend):
     shape, k, s, pad, _, ceil = case
     x = _data(shape, dtype, len(str(case)))
@@ -115,8 +119,9 @@ def test_every_isa(isa):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("shape", [(2, 3, 7, 7), (1, 2, 1, 1), (1, 4, 33, 65), (2, 1, 3, 100),
-                                   (1, 3, 4, 17), (1, 2, 1, 31), (1, 2, 8, 8)])
+@pytest.mark.parametrize("shape", slow_except([(2, 3, 7, 7), (1, 2, 1, 1), (1, 4, 33, 65),
+                                               (2, 1, 3, 100), (1, 3, 4, 17), (1, 2, 1, 31),
+                                               (1, 2, 8, 8)], (1, 3)))
 def test_global_pools(shape, backend, isa):
     x = _data(shape, np.float32, 3)
     assert_close(fastconv.global_avg_pool2d(x, backend=backend),
@@ -189,7 +194,7 @@ TORCH_CASES = CASES + DIL_CASES + [((2, 64, 112, 112), 3, 2, 1, 1, False),
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", TORCH_CASES, ids=str)
+@pytest.mark.parametrize("case", slow_except(TORCH_CASES, (2, 8, 14, 17)), ids=str)
 def test_against_torch(case, dtype):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
@@ -243,10 +248,13 @@ ROWS_CASES = [
     ((1, 2, 40, 20), (17, 2), 2, (8, 1), 1, False),  # kh 17: the row kernel
     ((1, 2, 12, 30), 3, 2, 1, (1, 2), False),        # column dilation: the row kernel
 ]
+# One output column, a single row or column, a part vector, a block and one
+# more, stride 1, wide pads, and both fallbacks to the row kernel.
+QUICK_ROWS = (2, 3, 4, 7, 11, 15, 21, 25, 27)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", ROWS_CASES, ids=str)
+@pytest.mark.parametrize("case", slow_except(ROWS_CASES, QUICK_ROWS), ids=str)
 def test_rows_max_pool_every_isa(case, dtype, isa):
     shape, k, s, pad, dil, ceil = case
     x = _data(shape, dtype, len(str(case)))
@@ -287,7 +295,7 @@ def test_rows_max_pool_wide_pads(pads):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", ROWS_CASES, ids=str)
+@pytest.mark.parametrize("case", slow_except(ROWS_CASES, (2, 11, 21, 25)), ids=str)
 def test_rows_max_pool_against_torch(case, dtype):
     torch = pytest.importorskip("torch")
     shape, k, s, pad, dil, ceil = case
@@ -322,8 +330,8 @@ def loop_avg_in_order(x, k, s, pad, ceil_mode, count_include_pad):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", [c for c in ROWS_CASES if c[4] == 1 and c[0][3] < 300],
-                         ids=str)
+@pytest.mark.parametrize("case", slow_except(
+    [c for c in ROWS_CASES if c[4] == 1 and c[0][3] < 300], (2, 3, 4, 7, 11)), ids=str)
 def test_rows_avg_pool_every_isa(case, dtype, isa):
     shape, k, s, pad, _, ceil = case
     x = _data(shape, dtype, len(str(case)) + 1)
@@ -357,7 +365,7 @@ ACROSS_CASES = [
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", ACROSS_CASES, ids=str)
+@pytest.mark.parametrize("case", slow_except(ACROSS_CASES, (0, 5, 9, 10, 11)), ids=str)
 def test_across_planes_every_isa(case, dtype, isa):
     shape, k, s, pad, dil, ceil = case
     x = _data(shape, dtype, len(str(case)))

@@ -12,6 +12,7 @@ import pytest
 import fastconv
 import reference as ref
 from arrays import close, ints, laid_out, mismatch
+from checks import slow_except
 from isas import c_isas, using_isa
 
 BACKENDS = ("c", "numba", "numpy")
@@ -67,6 +68,16 @@ CASES = {
     "tile grouped": (1, 8, 5, 31, 66, 2, 3, 1, 1, (0, 1), 1),
 }
 
+# The quick tier's cases (checks.slow_except): 1x1 images, kernels that cover
+# the input, stride > kernel, groups and depthwise, past the register tiles,
+# and x contiguous, strided, reversed and permuted.
+QUICK = [list(CASES).index(name) for name in (
+    "nested padding int parts", "same even kernel dilated", "stride > kernel",
+    "huge stride padded", "kernel fits padded input exactly", "full-size grouped",
+    "full-size depthwise (GDConv)", "kernel covers input, grouped, nested padding, huge stride",
+    "grouped", "depthwise x2 strided", "1x1 image", "1x1 image depthwise padded",
+    "pointwise strided", "tile channels and width")]
+
 # x as handed to conv2d: case i uses kind i mod len (these keep Numba's
 # compiled signatures few; test_properties covers every kind).
 X_KINDS = ("contiguous", "strided", "reversed", "contiguous", "permuted")
@@ -90,7 +101,7 @@ def variants(backend):
     return c_isas()
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", slow_except(list(CASES), QUICK))
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_conv2d(name, backend, algorithm):
@@ -138,7 +149,7 @@ def test_conv2d_refuses_what_torch_refuses(name, backend):
 # ---- the reference itself ---------------------------------------------------
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", slow_except(list(CASES), QUICK))
 def test_reference_matches_torch(name):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)

@@ -8,6 +8,7 @@ import pytest
 import fastconv
 from fastconv import lower, nn
 from arrays import laid_out
+from checks import DTYPES_F64_SLOW, slow_except
 from isas import c_isas, using_isa
 import reference
 
@@ -125,12 +126,12 @@ def test_layouts_and_strided_inputs(dtype, kind, tile):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("shape", [
+@pytest.mark.parametrize("shape", slow_except([
     (1, 64, 8, 8, 64),       # 4 tiles: all threads share one block
     (1, 16, 64, 64, 32),     # 256 tiles: one block per thread
     (1, 64, 96, 96, 64),     # 576 tiles: several blocks per thread, the last one partial
     (3, 64, 30, 26, 48),     # blocks across images
-], ids=str)
+], (0, 1, 3)), ids=str)
 def test_blocks_and_threads(threads, shape, tile):
     n, c, h, w, k = shape
     rng = np.random.default_rng(11)
@@ -235,6 +236,7 @@ def test_set_winograd_is_process_wide_and_validated():
             pass
 
 
+@pytest.mark.slow
 def test_suite_layers_within_the_bound():
     # The bench suite's 3x3 stride-1 layers at their channel counts (the error
     # grows with C, not with the image), on a smaller image to keep it quick.
@@ -313,7 +315,7 @@ FEW_TILES = [1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 20, 24, 25, 31, 33, 40, 49,
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", DTYPES_F64_SLOW)
 def test_few_tile_kernel_every_width(isa, dtype, tile):
     # K = 37 is no multiple of any ISA's MR (4, 6, 14): the last panel is partial.
     rng = np.random.default_rng(21)
@@ -330,7 +332,7 @@ def test_few_tile_kernel_every_width(isa, dtype, tile):
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", DTYPES_F64_SLOW)
 def test_few_tile_kernel_long_reduction_and_layouts(isa, dtype, tile):
     # C = 600 is more than one KC block of every ISA's packing (256 or 512
     # columns), so the kernel accumulates across the pack's blocks; NHWC and
