@@ -226,3 +226,35 @@ def test_prepared_calls_stay_out_of_pickles_and_numba():
         assert_close(layer(x), reference.conv2d(x, w, None, 1, 1))
     assert all(isinstance(c, api.PreparedCall) for c in _prepared(layer))
     assert len(_prepared(layer)) == 1   # the Numba call made none
+
+
+def test_a_replayed_call_holds_its_workspace_until_the_kernel_returns(monkeypatch):
+    """A workspace above c.SCRATCH_KEEP is a fresh array per call; the replay
+    must hold it while C writes there (a dropped one is freed memory)."""
+    import weakref
+    from fastconv.backends import c
+    made, alive_at_return = [], []
+    real_workspace, real_check = c._workspace, c._check
+
+    def workspace(nbytes):
+        buf = real_workspace(nbytes).copy()   # a fresh array, as above SCRATCH_KEEP
+        made.append(weakref.ref(buf))
+        return buf
+
+    def check(rc):
+        if made:
+            alive_at_return.append(made[-1]() is not None)
+        return real_check(rc)
+    rng = np.random.default_rng(10)
+    w = _rand(rng, (16, 8, 3, 3), np.float32)
+    for algorithm in ("im2col", "winograd"):
+        layer = nn.Conv2d(w, padding=1, algorithm=algorithm)
+        x = _rand(rng, (2, 8, 12, 12), np.float32)
+        layer(x)                                   # prepares
+        monkeypatch.setattr(c, "_workspace", workspace)
+        monkeypatch.setattr(c, "_check", check)
+        for _ in range(2):
+            assert_close(layer(x), reference.conv2d(x, w, None, 1, 1), np.float32)
+        monkeypatch.undo()
+        assert alive_at_return and all(alive_at_return), (algorithm, alive_at_return)
+        made.clear(), alive_at_return.clear()

@@ -255,7 +255,8 @@ class Prepared:
             for field, from_x, offset in binds:
                 setattr(a, field, (xb if from_x else yb) + offset)
             if ws:
-                a.ws = _ptr(_workspace(ws))
+                scratch = _workspace(ws)   # held for the call (a large one is fresh)
+                a.ws = _ptr(scratch)
             _check(fn(a, *extra))
 
 
