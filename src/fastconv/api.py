@@ -169,32 +169,34 @@ def run_conv2d(x, weight, bias, p, packed, algorithm, be, relu=False, negative_s
     return _finish(target, out)
 
 
+def _writable(out, shape, dtype, inputs):
+    """The array a prepared call writes: out itself, or a fresh one for
+    out=None; None where out is not one the kernels may write directly (the
+    general path then handles it, errors included)."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if type(out) is np.ndarray and out.shape == shape and out.dtype == dtype \
+            and out.flags.c_contiguous and out.flags.writeable and \
+            not any(np.may_share_memory(out, a) for a in inputs):
+        return out
+    return None
+
+
 class PreparedCall:
     """One call of a layer (run_conv2d or linear on a PackedWeight) made
     again on other arrays of the same shapes, dtypes and strides without its
-    Python work: no validation, planning or argument structs, only the C
-    calls (fastconv.backends.c.Prepared) and, for a residual, its copy into
-    the output.  Made by prepare_conv2d / prepare_linear."""
+    Python work: no validation, planning or argument structs, only the
+    backend's recorded calls (its `prepare`, fastconv.backends.c.Prepared)
+    and, for a residual, its copy into the output.  Made by prepare_conv2d /
+    prepare_linear."""
     __slots__ = ("_run", "_shape", "_dtype", "_constants")
 
     def __init__(self, run, shape, dtype, constants):
         self._run, self._shape, self._dtype, self._constants = run, shape, dtype, constants
 
-    def output(self, out, *inputs):
-        """The array the call writes: out itself, or a fresh one for out=None;
-        None where out is not one the kernels may write directly (the general
-        path then handles it, errors included)."""
-        if out is None:
-            return np.empty(self._shape, self._dtype)
-        if type(out) is np.ndarray and out.shape == self._shape and out.dtype == self._dtype \
-                and out.flags.c_contiguous and out.flags.writeable and \
-                not any(np.may_share_memory(out, a) for a in inputs + self._constants):
-            return out
-        return None
-
     def __call__(self, x, out=None, residual=None):
         """The result, or None where `out` is not one the call may write."""
-        target = self.output(out, x)
+        target = _writable(out, self._shape, self._dtype, (x,) + self._constants)
         if target is None:
             return None
         if residual is not None and target is not residual:
@@ -205,8 +207,10 @@ class PreparedCall:
 
 def state_key(be: str) -> tuple:
     """What a prepared call depends on besides its arrays and arguments: the
-    backend, its thread count, the Winograd switch and the kernels' ISA."""
-    return be, get_num_threads(), get_winograd(), _backend(be).isa() if be == "c" else None
+    backend, its thread count, the Winograd switch and the kernels' ISA (a
+    backend that has one)."""
+    isa = getattr(_backend(be), "isa", None)
+    return be, get_num_threads(), get_winograd(), isa() if isa else None
 
 
 def array_key(arr):
@@ -216,16 +220,19 @@ def array_key(arr):
     return arr.shape, arr.dtype, arr.strides, arr.flags.aligned
 
 
+def _constants(packed):
+    return tuple(a for a in (packed.weight, packed.bias) if a is not None)
+
+
 def _prepare(run, x, target, packed, be):
-    if be != "c" or not capabilities(be).packed:
+    """run() with the backend recording its calls, if it can (its `prepare`)."""
+    prepare = getattr(_backend(be), "prepare", None)
+    if prepare is None:
         return run(), None
-    c = _backend(be)
-    constants = (packed.weight, packed.bias)
-    y, calls = c.prepare(run, x, target, constants)
+    y, calls = prepare(run, x, target, _constants(packed))
     if calls is None or y is not target:
         return y, None
-    return y, PreparedCall(calls, target.shape, target.dtype,
-                           tuple(a for a in constants if a is not None))
+    return y, PreparedCall(calls, target.shape, target.dtype, _constants(packed))
 
 
 def prepare_conv2d(x, packed, p, algorithm, be, relu=False, negative_slope=None, out=None,
@@ -237,9 +244,7 @@ def prepare_conv2d(x, packed, p, algorithm, be, relu=False, negative_slope=None,
     run = lambda target: run_conv2d(x, packed.weight, packed.bias, p, packed, algorithm, be,
                                     relu=relu, negative_slope=negative_slope, out=target,
                                     clip_max=clip_max, residual=residual)
-    target = PreparedCall(None, p.out_shape, x.dtype,
-                          tuple(a for a in (packed.weight, packed.bias) if a is not None)
-                          ).output(out, x)
+    target = _writable(out, p.out_shape, x.dtype, (x,) + _constants(packed))
     if target is None:
         return run(out), False
     if residual is not None and type(residual) is not np.ndarray:

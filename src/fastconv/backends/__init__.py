@@ -21,6 +21,11 @@ and clip_max= (with relu=True, min(y, clip_max) in the store too: ReLU6),
 which fastconv.api applies itself after a backend without Capabilities.fused_clip,
 and accumulate=True (out += a @ b before the epilogue; Capabilities.accumulate).
 
+The C backend also has isa() (the kernels' ISA, part of a prepared call's
+key) and prepare(run, x, y, constants), which records the C calls of run()
+for fastconv.api.PreparedCall to repeat; a backend without them gets no
+prepared calls.
+
 Lowering to GEMM without a copy (full-size and 1x1 convs) happens above the
 backends, in fastconv.api, so every backend runs those through its gemm.
 

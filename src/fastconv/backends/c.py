@@ -278,7 +278,7 @@ def prepare(run, x, y, constants):
         binds = []
         for field in _POINTERS[ctype]:
             addr = int(ffi.cast("uintptr_t", getattr(args, field)))
-            if addr == 0 or (field == "ws"):
+            if addr == 0 or field == "ws":
                 continue
             if _within(addr, (x,)):
                 binds.append((field, True, addr - x0))
